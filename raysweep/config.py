@@ -1,0 +1,135 @@
+"""Typed configuration: YAML files plus ``key=value`` overrides, validated before anything runs.
+
+``load_config(path, ["eval.n=256", "task.num_cards=3"])`` reads the YAML (optional), applies the
+overrides (dotted keys; values parsed as YAML, so ``[0, 10]``, ``true`` and ``1e-5`` work), and validates
+the result. Unknown keys and bad values raise :class:`ConfigError` with one line per problem naming the
+field and what is allowed. The resolved config (``to_yaml``) is the record of a run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from raysweep.evaluate import EvalConfig
+from raysweep.tasks.generalpoints import TaskConfig
+
+
+class ConfigError(ValueError):
+    """Invalid configuration; the message names each bad field and the fix."""
+
+
+class ModelConfig(BaseModel):
+    """Which model, and how to place it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field("smollm2-135m", description="tiny | smollm2-135m | a local HF directory | a hub id.")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto", description="auto: bf16 on GPUs that support it, fp32 on CPU.")
+    device: str | None = Field(None, description="cpu, cuda, cuda:1 ...; default: cuda if present, else cpu.")
+
+
+class RaysweepConfig(BaseModel):
+    """The whole configuration (sections grow with the stages: task, model, eval, ...)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: ModelConfig = Field(default_factory=ModelConfig, description="The base model.")
+    task: TaskConfig = Field(default_factory=TaskConfig, description="The GeneralPoints task.")
+    eval: EvalConfig = Field(default_factory=EvalConfig, description="ID/OOD evaluation.")
+    output_dir: str = Field("outputs", description="Where results are written (relative to the working directory).")
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(json.loads(self.model_dump_json()), sort_keys=False)
+
+    def digest(self) -> str:
+        """A short hash of the resolved config (stable across key order)."""
+        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()[:12]
+
+
+C = TypeVar("C", bound=BaseModel)
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """``["a.b=1", "c=[1, 2]"]`` -> ``{"a": {"b": 1}, "c": [1, 2]}`` (values parsed as YAML)."""
+    out: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r}: expected key=value, e.g. eval.n=256")
+        key, raw = item.split("=", 1)
+        key = key.strip()
+        if not key or any(not part for part in key.split(".")):
+            raise ConfigError(f"override {item!r}: empty key")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"override {item!r}: value is not valid YAML ({exc.__class__.__name__})") from None
+        node = out
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {item!r}: {part} is set both as a value and a section")
+        node[parts[-1]] = value
+    return out
+
+
+def deep_merge(base: dict, extra: dict) -> dict:
+    out = dict(base)
+    for k, v in extra.items():
+        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _explain(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key (check the spelling; see `raysweep config --fields`)"
+        elif "input" in err and err["type"] not in ("missing",):
+            msg = f"{msg} (got {err['input']!r})"
+        lines.append(f"  {where}: {msg}")
+    return "invalid config:\n" + "\n".join(lines)
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None,
+                cls: type[C] = RaysweepConfig) -> C:  # type: ignore[assignment]
+    """Read, override and validate a config; raise :class:`ConfigError` naming every bad field."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file {p} does not exist")
+        try:
+            data = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {p} is not valid YAML: {exc}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"config file {p}: the top level must be a mapping of sections")
+    data = deep_merge(data, parse_overrides(overrides or []))
+    try:
+        return cls.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_explain(exc)) from None
+
+
+def describe_fields(cls: type[BaseModel] = RaysweepConfig, prefix: str = "") -> list[str]:
+    """One line per field: dotted name, default and help text (for ``raysweep config --fields``)."""
+    lines = []
+    for name, f in cls.model_fields.items():
+        ann = f.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            lines.append(f"{prefix}{name}:  {f.description or ''}")
+            lines.extend(describe_fields(ann, prefix + name + "."))
+        else:
+            default = f.default_factory() if f.default_factory is not None else f.default
+            lines.append(f"  {prefix}{name} = {default!r}  -- {f.description or ''}")
+    return lines

@@ -1,0 +1,263 @@
+"""Batched ID/OOD evaluation: generation with left padding and the KV cache, exact scoring, intervals.
+
+For each rule, a fixed evaluation set (``eval_dataset``: unique hands from the evaluation pool, seeded)
+is answered by the model and scored by the exact verifier. Reported per rule: accuracy with a 95%
+interval, n, and the verdict breakdown. With one greedy answer per prompt the interval is Wilson's;
+with ``samples > 1`` answers per prompt (temperature sampling) the answers to one prompt are not
+independent, so the interval is a cluster-robust normal interval over per-prompt accuracies, and
+pass@k (some answer correct) is reported with a Wilson interval over prompts.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Sequence
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from raysweep.tasks.datasets import eval_dataset
+from raysweep.tasks.generalpoints import VERDICTS, TaskConfig, score
+
+
+class EvalConfig(BaseModel):
+    """How evaluation generates and how big the fixed evaluation sets are."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    n: int = Field(128, ge=1, description="Prompts per rule (unique hands from the evaluation pool).")
+    seed: int = Field(0, description="Seed of the evaluation sets and of sampling; same seed, same numbers.")
+    batch_size: int = Field(32, ge=1, description="Prompts generated together (left-padded, KV cache).")
+    max_new_tokens: int | None = Field(
+        None, ge=1, description="Generation budget; default: 1.5x the longest expert answer in the set, +8.")
+    temperature: float = Field(0.0, ge=0.0, description="0 = greedy; > 0 samples at this temperature.")
+    top_p: float = Field(1.0, gt=0.0, le=1.0, description="Nucleus sampling mass (when temperature > 0).")
+    samples: int = Field(1, ge=1, description="Answers per prompt (needs temperature > 0 when > 1).")
+
+    def model_post_init(self, _):
+        if self.samples > 1 and self.temperature == 0:
+            raise ValueError("eval.samples > 1 needs eval.temperature > 0 (greedy answers would all be equal)")
+
+
+# --------------------------------------------------------------------------------------- statistics
+
+
+def wilson(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """95% Wilson score interval for k successes in n trials."""
+    if n == 0:
+        return (0.0, 1.0)
+    p = k / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def cluster_interval(per_prompt: Sequence[float], z: float = 1.959964) -> tuple[float, float]:
+    """Normal interval of the mean of per-prompt accuracies (answers clustered by prompt)."""
+    m = len(per_prompt)
+    if m < 2:
+        return (0.0, 1.0)
+    mean = sum(per_prompt) / m
+    var = sum((x - mean) ** 2 for x in per_prompt) / (m - 1)
+    half = z * math.sqrt(var / m)
+    return (max(0.0, mean - half), min(1.0, mean + half))
+
+
+@dataclass
+class RuleResult:
+    """Evaluation of one rule. ``records``: per prompt, the cards, answers and verdicts."""
+
+    rule: str
+    n_prompts: int
+    samples: int
+    n: int
+    correct: int
+    accuracy: float
+    ci95: tuple[float, float]
+    ci_method: str
+    verdicts: dict[str, int]
+    pass_at_k: float | None = None
+    pass_at_k_ci95: tuple[float, float] | None = None
+    mean_new_tokens: float = 0.0
+    seconds: float = 0.0
+    tokens_per_s: float = 0.0
+    records: list[dict] = field(default_factory=list)
+
+    def summary(self) -> dict:
+        d = asdict(self)
+        d.pop("records")
+        return d
+
+
+def summarise(rule: str, answers: list[list[str]], verdicts: list[list[str]]) -> RuleResult:
+    """Accuracy, interval and verdict breakdown from per-prompt verdict lists (pure)."""
+    k = len(verdicts[0]) if verdicts else 1
+    flat = [v for vs in verdicts for v in vs]
+    correct = sum(v == "correct" for v in flat)
+    counts = {name: sum(v == name for v in flat) for name in VERDICTS}
+    n = len(flat)
+    acc = correct / n if n else 0.0
+    if k == 1:
+        ci, method, pak, pak_ci = wilson(correct, n), "wilson", None, None
+    else:
+        per_prompt = [sum(v == "correct" for v in vs) / len(vs) for vs in verdicts]
+        ci, method = cluster_interval(per_prompt), "cluster-normal"
+        solved = sum(any(v == "correct" for v in vs) for vs in verdicts)
+        pak, pak_ci = solved / len(verdicts), wilson(solved, len(verdicts))
+    return RuleResult(rule=rule, n_prompts=len(verdicts), samples=k, n=n, correct=correct, accuracy=acc,
+                      ci95=ci, ci_method=method, verdicts=counts, pass_at_k=pak, pass_at_k_ci95=pak_ci)
+
+
+# --------------------------------------------------------------------------------------- generation
+
+
+def _progress(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+MIN_SHARED_PREFIX = 16
+"""Shortest common prompt prefix (tokens) worth computing once and sharing across a batch."""
+
+
+def common_prefix_len(seqs: Sequence[Sequence[int]]) -> int:
+    """Length of the longest common prefix of token sequences, leaving at least one token in each."""
+    if not seqs:
+        return 0
+    first, n = seqs[0], min(len(s) for s in seqs) - 1
+    for i in range(max(n, 0)):
+        tok = first[i]
+        if any(s[i] != tok for s in seqs):
+            return i
+    return max(n, 0)
+
+
+def generate(
+    model,
+    tokenizer,
+    prompts: Sequence[list[dict]],
+    cfg: EvalConfig,
+    max_new_tokens: int,
+    label: str = "",
+    progress: Callable[[str], None] | None = _progress,
+    share_prefix: bool = True,
+) -> tuple[list[list[str]], int]:
+    """Answers (``cfg.samples`` per prompt, in prompt order) and the number of generated tokens.
+
+    Prompts are rendered with the tokenizer's chat template, sorted by length and generated in batches
+    with the KV cache. With ``share_prefix`` the prompts' common token prefix (system prompt, task
+    description, rule, answer format: most of a GeneralPoints prompt) is run through the model once; each
+    batch starts from a copy of that cache and prefills only its own suffixes, left-padded between the
+    prefix and the suffix (``[prefix][pad..][suffix]``; masked, positions follow the mask). Without it,
+    whole prompts are left-padded. Both give the same answers up to floating-point reordering.
+    """
+    import copy
+
+    import torch
+
+    texts = [tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True) for p in prompts]
+    ids = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+    order = sorted(range(len(texts)), key=lambda i: (len(ids[i]), i))
+    k = cfg.samples
+    pad = tokenizer.pad_token_id
+    shared = common_prefix_len(ids) if share_prefix else 0
+    prefix_cache = None
+    device = model.device
+    if shared >= MIN_SHARED_PREFIX:
+        with torch.inference_mode():
+            prefix_cache = model(torch.tensor([ids[0][:shared]], device=device), use_cache=True).past_key_values
+    else:
+        shared = 0
+    out: list[list[str]] = [[] for _ in texts]
+    gen_tokens = 0
+    kwargs = dict(max_new_tokens=max_new_tokens, do_sample=cfg.temperature > 0, pad_token_id=pad,
+                  eos_token_id=tokenizer.eos_token_id)
+    if cfg.temperature > 0:
+        kwargs.update(temperature=cfg.temperature, top_p=cfg.top_p, top_k=0)
+    else:
+        kwargs.update(temperature=None, top_p=None, top_k=None)
+    t0 = time.time()
+    done = 0
+    with torch.inference_mode():
+        for start in range(0, len(order), cfg.batch_size):
+            idx = order[start:start + cfg.batch_size]
+            rows = [ids[i][shared:] for i in idx for _ in range(k)]  # k samples: k copies of the prompt
+            width = max(len(r) for r in rows)
+            input_ids = torch.tensor([ids[idx[0]][:shared] + [pad] * (width - len(r)) + r for r in rows],
+                                     device=device)
+            mask = torch.tensor([[1] * shared + [0] * (width - len(r)) + [1] * len(r) for r in rows], device=device)
+            extra = {}
+            if prefix_cache is not None:
+                cache = copy.deepcopy(prefix_cache)
+                cache.batch_repeat_interleave(len(rows))
+                extra["past_key_values"] = cache
+            seqs = model.generate(input_ids=input_ids, attention_mask=mask, **extra, **kwargs)
+            new = seqs[:, input_ids.shape[1]:]
+            for row in range(new.shape[0]):
+                toks = new[row].tolist()
+                if tokenizer.eos_token_id in toks:
+                    toks = toks[: toks.index(tokenizer.eos_token_id) + 1]
+                else:
+                    toks = [t for t in toks if t != pad]
+                gen_tokens += len(toks)
+                out[idx[row // k]].append(tokenizer.decode(toks, skip_special_tokens=True))
+            done += len(idx)
+            if progress is not None:
+                el = time.time() - t0
+                eta = el / done * (len(order) - done)
+                progress(f"[eval {label}] {done}/{len(order)} prompts  {el:.1f}s  ETA {eta:.0f}s  "
+                         f"{gen_tokens / max(el, 1e-9):.0f} tok/s")
+    return out, gen_tokens
+
+
+def auto_max_new_tokens(tokenizer, completions: Sequence[str]) -> int:
+    longest = max(len(tokenizer(c, add_special_tokens=False)["input_ids"]) for c in completions)
+    return int(math.ceil(1.5 * longest)) + 8
+
+
+def evaluate_rule(model, tokenizer, task: TaskConfig, rule: str, cfg: EvalConfig,
+                  progress: Callable[[str], None] | None = _progress) -> RuleResult:
+    """Evaluate one rule on its fixed evaluation set."""
+    import torch
+
+    ds = eval_dataset(task, rule, cfg.n, cfg.seed)
+    experts = [c[0]["content"] for c in ds["completion"]]
+    budget = cfg.max_new_tokens or auto_max_new_tokens(tokenizer, experts)
+    torch.manual_seed(cfg.seed)
+    t0 = time.time()
+    answers, gen_tokens = generate(model, tokenizer, ds["prompt"], cfg, budget, label=rule, progress=progress)
+    seconds = time.time() - t0
+    rule_obj = task.rule(rule)
+    scores = [[score(cards, a, rule_obj, task.target, task.reward) for a in ans]
+              for cards, ans in zip(ds["cards"], answers)]
+    res = summarise(rule, answers, [[s.verdict for s in ss] for ss in scores])
+    res.seconds = seconds
+    res.mean_new_tokens = gen_tokens / max(1, res.n)
+    res.tokens_per_s = gen_tokens / max(seconds, 1e-9)
+    res.records = [
+        {"cards": cards, "answers": ans, "verdicts": [s.verdict for s in ss], "formulas": [s.formula for s in ss]}
+        for cards, ans, ss in zip(ds["cards"], answers, scores)
+    ]
+    return res
+
+
+def evaluate(model, tokenizer, task: TaskConfig, cfg: EvalConfig, rules: Sequence[str] | None = None,
+             progress: Callable[[str], None] | None = _progress) -> dict[str, RuleResult]:
+    """Evaluate every rule in ``rules`` (default ``task.eval_rules``), in order."""
+    return {r: evaluate_rule(model, tokenizer, task, r, cfg, progress) for r in (rules or task.eval_rules)}
+
+
+def format_table(results: dict[str, RuleResult]) -> str:
+    """A plain-text table of results, one row per rule."""
+    head = f"{'rule':<8}{'n':>6}  {'accuracy':>8}  {'95% CI':<16}" + "".join(f"{v:>13}" for v in VERDICTS)
+    rows = [head, "-" * len(head)]
+    for r in results.values():
+        ci = f"[{r.ci95[0]:.3f}, {r.ci95[1]:.3f}]"
+        rows.append(f"{r.rule:<8}{r.n:>6}  {r.accuracy:>8.3f}  {ci:<16}"
+                    + "".join(f"{r.verdicts[v]:>13}" for v in VERDICTS))
+        if r.pass_at_k is not None:
+            rows.append(f"{'':<8}{'':>6}  pass@{r.samples}={r.pass_at_k:.3f} "
+                        f"[{r.pass_at_k_ci95[0]:.3f}, {r.pass_at_k_ci95[1]:.3f}] over {r.n_prompts} prompts")
+    return "\n".join(rows)

@@ -1,0 +1,79 @@
+"""Hugging Face ``datasets`` for GeneralPoints: SFT pairs, RL prompts and evaluation sets.
+
+All are conversational (lists of chat messages), so TRL renders them with the model's chat template:
+
+- ``sft_dataset``: ``prompt`` / ``completion`` (TRL trains on the completion only), ID rule, training pool;
+  the completion is an expert answer built from an exact solver solution.
+- ``rl_dataset``: ``prompt`` plus ``cards`` and ``rule`` columns for the verifier reward.
+- ``eval_dataset``: ``prompt``, ``cards``, ``rule`` and an expert ``completion`` (for eval loss), from
+  the evaluation pool; unique hands.
+
+Same arguments, same rows, on any machine.
+"""
+
+from __future__ import annotations
+
+import random
+from functools import lru_cache
+from typing import Literal
+
+from datasets import Dataset
+
+from raysweep.tasks.answers import render_answer
+from raysweep.tasks.generalpoints import TaskConfig, deal, prompt_messages
+from raysweep.tasks.solver import solve
+
+ExpertPolicy = Literal["first", "random"]
+
+
+@lru_cache(maxsize=65536)
+def _solutions(values: tuple[int, ...], target: int) -> tuple[str, ...]:
+    # Every solution for up to 4 cards (milliseconds); a bounded sample of them for 5-6 cards.
+    return tuple(solve(values, target, limit=None if len(values) <= 4 else 24))
+
+
+def expert_answer(hand: tuple[str, ...], rule_name: str, cfg: TaskConfig, rng: random.Random | None) -> tuple[str, str]:
+    """(formula, answer text) for one hand: a solver solution (random with ``rng``, else the first)."""
+    rule = cfg.rule(rule_name)
+    values = [rule.value(c) for c in hand]
+    sols = _solutions(tuple(sorted(values)), cfg.target)
+    if not sols:
+        raise ValueError(f"hand {hand} has no solution under rule {rule_name!r}")
+    formula = rng.choice(sols) if rng is not None else sols[0]
+    return formula, render_answer(hand, values, formula, cfg.target, cfg.answer_format)
+
+
+def _rows(cfg: TaskConfig, hands, rule_name: str, rng: random.Random | None, with_completion: bool) -> dict:
+    rule = cfg.rule(rule_name)
+    cols: dict[str, list] = {"prompt": [], "cards": [], "rule": []}
+    if with_completion:
+        cols["completion"] = []
+        cols["formula"] = []
+    for hand in hands:
+        cols["prompt"].append(prompt_messages(hand, rule, cfg))
+        cols["cards"].append(list(hand))
+        cols["rule"].append(rule_name)
+        if with_completion:
+            formula, answer = expert_answer(hand, rule_name, cfg, rng)
+            cols["completion"].append([{"role": "assistant", "content": answer}])
+            cols["formula"].append(formula)
+    return cols
+
+
+def sft_dataset(cfg: TaskConfig, n: int, seed: int, expert: ExpertPolicy = "random", unique: bool = False) -> Dataset:
+    """``n`` SFT examples under the training rule (training pool)."""
+    hands = deal(cfg, cfg.train_rule, n, seed, "sft", unique=unique)
+    rng = random.Random(f"raysweep:expert:{seed}") if expert == "random" else None
+    return Dataset.from_dict(_rows(cfg, hands, cfg.train_rule, rng, with_completion=True))
+
+
+def rl_dataset(cfg: TaskConfig, n: int, seed: int) -> Dataset:
+    """``n`` RL prompts under the training rule (training pool), with ``cards``/``rule`` for the reward."""
+    hands = deal(cfg, cfg.train_rule, n, seed, "rl")
+    return Dataset.from_dict(_rows(cfg, hands, cfg.train_rule, None, with_completion=False))
+
+
+def eval_dataset(cfg: TaskConfig, rule_name: str, n: int, seed: int = 0) -> Dataset:
+    """``n`` unique evaluation hands under ``rule_name`` (evaluation pool) with an expert completion."""
+    hands = deal(cfg, rule_name, n, seed, "eval")
+    return Dataset.from_dict(_rows(cfg, hands, rule_name, None, with_completion=True))
