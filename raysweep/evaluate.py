@@ -29,7 +29,7 @@ class EvalConfig(BaseModel):
 
     n: int = Field(128, ge=1, description="Prompts per rule (unique hands from the evaluation pool).")
     seed: int = Field(0, description="Seed of the evaluation sets and of sampling; same seed, same numbers.")
-    batch_size: int = Field(32, ge=1, description="Prompts generated together (left-padded, KV cache).")
+    batch_size: int = Field(64, ge=1, description="Prompts generated together (shared-prefix KV cache, left-padded).")
     max_new_tokens: int | None = Field(
         None, ge=1, description="Generation budget; default: 1.5x the longest expert answer in the set, +8.")
     temperature: float = Field(0.0, ge=0.0, description="0 = greedy; > 0 samples at this temperature.")
