@@ -142,6 +142,31 @@ def cmd_eval(args) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------------------- sft
+
+
+def cmd_sft(args) -> int:
+    from raysweep.config import load_config
+
+    config, overrides = _split_config(args)
+    cfg = load_config(config, overrides)
+    print("# resolved config\n" + cfg.to_yaml(), file=sys.stderr)
+    if args.plan_only:
+        from raysweep import models
+        from raysweep.train.sft import plan_jobs
+
+        for job in plan_jobs(cfg, str(models.resolve(cfg.model.name))):
+            Path(job["trunk_dir"]).mkdir(parents=True, exist_ok=True)
+            path = Path(job["trunk_dir"]) / "job.json"
+            path.write_text(json.dumps(job, indent=1))
+            print(path)
+        return 0
+    from raysweep.train.sft import run_sft
+
+    run_sft(cfg)
+    return 0
+
+
 # --------------------------------------------------------------------------------------- config
 
 
@@ -175,6 +200,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, help="prompts per rule; = eval.n")
     p.add_argument("--out", help="JSON output path (default: <output_dir>/eval/<model>-<rules>-n<n>-<hash>.json)")
     p.set_defaults(func=cmd_eval)
+
+    # sft
+    p = sub.add_parser("sft", help="train SFT trunks (one per seed) with checkpoints at every SFT length",
+                       description="TRL SFT on Ray Train workers with DeepSpeed ZeRO; evaluates ID/OOD at every "
+                                   "checkpoint; logs to MLflow and <trunk>/results.jsonl; rerun to resume.")
+    _add_config_args(p)
+    p.add_argument("--plan-only", action="store_true",
+                   help="write each seed's job.json (for torchrun -m raysweep.train.sft_worker --job ...) and stop")
+    p.set_defaults(func=cmd_sft)
 
     # task
     t = sub.add_parser("task", help="the GeneralPoints task: score answers, solve hands, show prompts")

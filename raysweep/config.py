@@ -19,6 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from raysweep.evaluate import EvalConfig
 from raysweep.tasks.generalpoints import TaskConfig
+from raysweep.tracking import TrackingConfig
+from raysweep.train.sft_config import SFTConfig
 
 
 class ConfigError(ValueError):
@@ -44,6 +46,8 @@ class RaysweepConfig(BaseModel):
     model: ModelConfig = Field(default_factory=ModelConfig, description="The base model.")
     task: TaskConfig = Field(default_factory=TaskConfig, description="The GeneralPoints task.")
     eval: EvalConfig = Field(default_factory=EvalConfig, description="ID/OOD evaluation.")
+    sft: SFTConfig = Field(default_factory=SFTConfig, description="The SFT trunk(s).")
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig, description="MLflow.")
     output_dir: str = Field("outputs", description="Where results are written (relative to the working directory).")
 
     def to_yaml(self) -> str:

@@ -81,6 +81,7 @@ class RuleResult:
     verdicts: dict[str, int]
     pass_at_k: float | None = None
     pass_at_k_ci95: tuple[float, float] | None = None
+    loss: float | None = None
     mean_new_tokens: float = 0.0
     seconds: float = 0.0
     tokens_per_s: float = 0.0
@@ -217,18 +218,77 @@ def auto_max_new_tokens(tokenizer, completions: Sequence[str]) -> int:
     return int(math.ceil(1.5 * longest)) + 8
 
 
+def expert_loss(model, tokenizer, prompts: Sequence[list[dict]], completions: Sequence[list[dict]],
+                batch_size: int = 16) -> tuple[float, int]:
+    """Summed token NLL of the expert completions given their prompts, and the token count.
+
+    Teacher-forced, completion tokens only (what SFT's loss measures), chat template applied.
+    """
+    import torch
+
+    total, count = 0.0, 0
+    pad = tokenizer.pad_token_id
+    with torch.inference_mode():
+        for start in range(0, len(prompts), batch_size):
+            rows, masks = [], []
+            for p, c in zip(prompts[start:start + batch_size], completions[start:start + batch_size]):
+                prompt_text = tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True)
+                full_text = tokenizer.apply_chat_template(list(p) + list(c), tokenize=False)
+                p_ids = tokenizer(prompt_text, add_special_tokens=False)["input_ids"]
+                f_ids = tokenizer(full_text, add_special_tokens=False)["input_ids"]
+                if f_ids[: len(p_ids)] != p_ids:  # template re-tokenised the boundary: fall back to concatenation
+                    f_ids = p_ids + tokenizer(c[0]["content"] + (tokenizer.eos_token or ""),
+                                              add_special_tokens=False)["input_ids"]
+                rows.append(f_ids)
+                masks.append([0] * len(p_ids) + [1] * (len(f_ids) - len(p_ids)))
+            width = max(len(r) for r in rows)
+            ids = torch.tensor([r + [pad] * (width - len(r)) for r in rows], device=model.device)
+            attn = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows], device=model.device)
+            target_mask = torch.tensor([m + [0] * (width - len(m)) for m in masks], device=model.device)
+            logits = model(input_ids=ids, attention_mask=attn).logits[:, :-1].float()
+            nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), ids[:, 1:], reduction="none")
+            m = target_mask[:, 1:].float()
+            total += float((nll * m).sum())
+            count += int(m.sum())
+    return total, count
+
+
 def evaluate_rule(model, tokenizer, task: TaskConfig, rule: str, cfg: EvalConfig,
-                  progress: Callable[[str], None] | None = _progress) -> RuleResult:
-    """Evaluate one rule on its fixed evaluation set."""
+                  progress: Callable[[str], None] | None = _progress, with_loss: bool = False,
+                  rank: int = 0, world: int = 1) -> RuleResult | None:
+    """Evaluate one rule on its fixed evaluation set.
+
+    With ``world > 1`` (inside a torch.distributed group) each rank answers the prompts ``rank::world``;
+    answers are gathered and rank 0 scores them and returns the result (other ranks return None).
+    ``with_loss`` adds the expert-answer loss (``loss``, per completion token) to the result.
+    """
     import torch
 
     ds = eval_dataset(task, rule, cfg.n, cfg.seed)
     experts = [c[0]["content"] for c in ds["completion"]]
     budget = cfg.max_new_tokens or auto_max_new_tokens(tokenizer, experts)
-    torch.manual_seed(cfg.seed)
+    mine = list(range(rank, len(ds), world))
+    prompts = [ds["prompt"][i] for i in mine]
+    torch.manual_seed(cfg.seed + rank)
     t0 = time.time()
-    answers, gen_tokens = generate(model, tokenizer, ds["prompt"], cfg, budget, label=rule, progress=progress)
+    answers, gen_tokens = generate(model, tokenizer, prompts, cfg, budget, label=rule,
+                                   progress=progress if rank == 0 else None)
+    loss = expert_loss(model, tokenizer, prompts, [ds["completion"][i] for i in mine]) if with_loss else (0.0, 0)
     seconds = time.time() - t0
+    if world > 1:
+        import torch.distributed as dist
+
+        gathered: list = [None] * world
+        dist.all_gather_object(gathered, (mine, answers, gen_tokens, loss))
+        if rank != 0:
+            return None
+        by_index: dict[int, list[str]] = {}
+        gen_tokens, loss = 0, (0.0, 0)
+        for idx, ans, toks, (l_sum, l_n) in gathered:
+            by_index.update(zip(idx, ans))
+            gen_tokens += toks
+            loss = (loss[0] + l_sum, loss[1] + l_n)
+        answers = [by_index[i] for i in range(len(ds))]
     rule_obj = task.rule(rule)
     scores = [[score(cards, a, rule_obj, task.target, task.reward) for a in ans]
               for cards, ans in zip(ds["cards"], answers)]
@@ -236,6 +296,8 @@ def evaluate_rule(model, tokenizer, task: TaskConfig, rule: str, cfg: EvalConfig
     res.seconds = seconds
     res.mean_new_tokens = gen_tokens / max(1, res.n)
     res.tokens_per_s = gen_tokens / max(seconds, 1e-9)
+    if with_loss:
+        res.loss = loss[0] / max(1, loss[1])
     res.records = [
         {"cards": cards, "answers": ans, "verdicts": [s.verdict for s in ss], "formulas": [s.formula for s in ss]}
         for cards, ans, ss in zip(ds["cards"], answers, scores)
@@ -244,9 +306,15 @@ def evaluate_rule(model, tokenizer, task: TaskConfig, rule: str, cfg: EvalConfig
 
 
 def evaluate(model, tokenizer, task: TaskConfig, cfg: EvalConfig, rules: Sequence[str] | None = None,
-             progress: Callable[[str], None] | None = _progress) -> dict[str, RuleResult]:
-    """Evaluate every rule in ``rules`` (default ``task.eval_rules``), in order."""
-    return {r: evaluate_rule(model, tokenizer, task, r, cfg, progress) for r in (rules or task.eval_rules)}
+             progress: Callable[[str], None] | None = _progress, with_loss: bool = False,
+             rank: int = 0, world: int = 1) -> dict[str, RuleResult]:
+    """Evaluate every rule in ``rules`` (default ``task.eval_rules``), in order (rank 0 gets the results)."""
+    out = {}
+    for r in rules or task.eval_rules:
+        res = evaluate_rule(model, tokenizer, task, r, cfg, progress, with_loss, rank, world)
+        if res is not None:
+            out[r] = res
+    return out
 
 
 def format_table(results: dict[str, RuleResult]) -> str:

@@ -1,0 +1,71 @@
+"""MLflow: where runs go, flat params, and runs that resume instead of duplicating.
+
+Default tracking is a local sqlite store, ``sqlite:///<abs output_dir>/mlflow.db``, with artifacts in
+``<output_dir>/mlartifacts``; ``MLFLOW_TRACKING_URI`` (e.g. a real ``mlflow server``) or
+``tracking.uri`` override it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class TrackingConfig(BaseModel):
+    """Where MLflow records go."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    experiment: str = Field("raysweep", description="MLflow experiment name.")
+    uri: str | None = Field(None, description="Tracking URI; default: $MLFLOW_TRACKING_URI, else sqlite in output_dir.")
+    enabled: bool = Field(True, description="Log to MLflow at all (the local results files are always written).")
+
+
+def tracking_uri(cfg: TrackingConfig, output_dir: str | Path) -> str:
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
+    if cfg.uri:
+        return cfg.uri
+    return f"sqlite:///{(Path(output_dir).resolve() / 'mlflow.db').as_posix()}"
+
+
+def flat_params(obj: Any, prefix: str = "") -> dict[str, str]:
+    """``{"sft": {"learning_rate": 1e-5}}`` -> ``{"sft.learning_rate": "1e-05"}`` (lists as JSON)."""
+    out: dict[str, str] = {}
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            out.update(flat_params(v, f"{prefix}{k}."))
+        return out
+    key = prefix.rstrip(".")
+    out[key] = json.dumps(obj) if isinstance(obj, (list, tuple)) else str(obj)
+    out[key] = out[key][:6000]
+    return out
+
+
+def start_run(cfg: TrackingConfig, output_dir: str | Path, run_id_file: Path, run_name: str,
+              params: dict[str, str], tags: dict[str, str], artifacts: dict[str, str] | None = None):
+    """Start the run recorded in ``run_id_file`` again, or a new one (and record its id). Returns the run."""
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking_uri(cfg, output_dir))
+    exp = mlflow.get_experiment_by_name(cfg.experiment)
+    if exp is None:
+        art = None
+        if tracking_uri(cfg, output_dir).startswith("sqlite:"):
+            art = (Path(output_dir).resolve() / "mlartifacts").as_uri()
+        exp_id = mlflow.create_experiment(cfg.experiment, artifact_location=art)
+    else:
+        exp_id = exp.experiment_id
+    if run_id_file.is_file():
+        run = mlflow.start_run(run_id=run_id_file.read_text().strip())
+        return run
+    run = mlflow.start_run(experiment_id=exp_id, run_name=run_name, tags=tags)
+    run_id_file.write_text(run.info.run_id)
+    mlflow.log_params(params)
+    for name, text in (artifacts or {}).items():
+        mlflow.log_text(text, name)
+    return run

@@ -1,0 +1,54 @@
+"""The thin Ray shell: run a worker function on ``num_workers`` Ray Train workers (TorchTrainer).
+
+Ray Train V2 (the default in Ray 2.60) sets up the torch process group (gloo on CPU, nccl on GPU) and
+the RANK/WORLD_SIZE/MASTER_* environment that the worker functions read. Without ``RAY_ADDRESS`` a local
+Ray instance is started (the embedded default); with it, or under ``ray job submit``, the existing
+cluster is used.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable
+
+
+def ensure_ray() -> None:
+    import ray
+
+    if not ray.is_initialized():
+        # Ray Train V2 patches print() in workers to go through its logger, which echoes every line twice
+        # and breaks libraries that capture stdout (dill, used by datasets): keep the plain print.
+        ray.init(address=os.environ.get("RAY_ADDRESS") or None, include_dashboard=False,
+                 log_to_driver=True, configure_logging=True, logging_level="WARNING",
+                 runtime_env={"env_vars": {"RAY_TRAIN_ENABLE_PRINT_PATCH": "0", "TOKENIZERS_PARALLELISM": "false"}})
+
+
+def cluster_has_gpus() -> bool:
+    import ray
+
+    ensure_ray()
+    return ray.cluster_resources().get("GPU", 0) > 0
+
+
+def run_on_workers(fn: Callable[[dict], object], job: dict, *, num_workers: int, use_gpu: bool | None,
+                   cpus_per_worker: int, name: str, storage_path: str | Path, max_failures: int = 0):
+    """Run ``fn(job)`` on every worker of a Ray Train TorchTrainer and wait; raises if training failed."""
+    from ray.train import FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchConfig, TorchTrainer
+
+    ensure_ray()
+    gpu = cluster_has_gpus() if use_gpu is None else use_gpu
+    trainer = TorchTrainer(
+        fn,
+        train_loop_config=job,
+        scaling_config=ScalingConfig(num_workers=num_workers, use_gpu=gpu,
+                                     resources_per_worker={"CPU": cpus_per_worker, **({"GPU": 1} if gpu else {})}),
+        torch_config=TorchConfig(backend="nccl" if gpu else "gloo"),
+        run_config=RunConfig(name=name, storage_path=str(Path(storage_path).resolve()),
+                             failure_config=FailureConfig(max_failures=max_failures)),
+    )
+    result = trainer.fit()
+    if result.error is not None:
+        raise result.error
+    return result

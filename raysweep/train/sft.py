@@ -1,0 +1,62 @@
+"""``raysweep sft``: one SFT trunk per seed, each a Ray Train run of :func:`sft_worker`."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+from raysweep.config import RaysweepConfig
+from raysweep.train import trunk as T
+
+
+def plan_jobs(cfg: RaysweepConfig, model_path: str, parent_run_id: str | None = None) -> list[dict]:
+    """One job per seed (pure): what a worker needs to train or resume that seed's trunk."""
+    tid = T.trunk_id(cfg.model.name, cfg.task.model_dump(mode="json"), cfg.sft.identity())
+    config = json.loads(cfg.model_dump_json())
+    return [{"config": config, "seed": seed, "trunk_id": tid, "model_path": model_path,
+             "trunk_dir": str(T.trunk_dir(cfg.output_dir, tid, seed)), "parent_run_id": parent_run_id}
+            for seed in cfg.sft.seeds]
+
+
+def curve_table(tdir: Path) -> str:
+    """The trunk's ID/OOD curve from its results file: one row per checkpoint."""
+    rows = [r for r in T.read_results(tdir) if r.get("kind") == "checkpoint"]
+    rules = list(rows[0]["eval"]) if rows else []
+    head = f"{'step':>6}" + "".join(f"  {rule + ' acc [95% CI]':<26}{rule + ' loss':>10}" for rule in rules)
+    out = [head]
+    for r in sorted(rows, key=lambda r: r["step"]):
+        line = f"{r['step']:>6}"
+        for rule in rules:
+            e = r["eval"][rule]
+            line += f"  {e['accuracy']:.3f} [{e['ci95'][0]:.3f}, {e['ci95'][1]:.3f}] n={e['n']:<5}{e['loss']:>10.4f}"
+        out.append(line)
+    return "\n".join(out)
+
+
+def run_sft(cfg: RaysweepConfig, parent_run_id: str | None = None) -> list[Path]:
+    """Train or resume every seed's trunk; return their directories. Finished trunks are skipped."""
+    from raysweep import models
+    from raysweep.train.launch import run_on_workers
+    from raysweep.train.sft_worker import sft_worker
+
+    model_path = str(models.resolve(cfg.model.name))  # build/convert once, on the driver
+    dirs = []
+    for job in plan_jobs(cfg, model_path, parent_run_id):
+        tdir = Path(job["trunk_dir"])
+        tdir.mkdir(parents=True, exist_ok=True)
+        (tdir / "config.yaml").write_text(cfg.to_yaml())
+        (tdir / "job.json").write_text(json.dumps(job, indent=1))
+        missing = [k for k in cfg.sft.checkpoints if k not in T.finished_steps(tdir)]
+        if not missing:
+            print(f"[sft seed={job['seed']}] all checkpoints finished in {tdir}; nothing to do", file=sys.stderr)
+        else:
+            t0 = time.time()
+            run_on_workers(sft_worker, job, num_workers=cfg.sft.num_workers, use_gpu=cfg.sft.use_gpu,
+                           cpus_per_worker=cfg.sft.cpus_per_worker, name=f"sft-{job['trunk_id']}-seed{job['seed']}",
+                           storage_path=Path(cfg.output_dir) / "ray")
+            print(f"[sft seed={job['seed']}] trunk done in {time.time() - t0:.0f}s: {tdir}", file=sys.stderr)
+        print(f"# trunk seed={job['seed']}  {tdir}\n{curve_table(tdir)}")
+        dirs.append(tdir)
+    return dirs

@@ -1,0 +1,93 @@
+"""Configuration of the SFT stage (the trunk): what to train, how long, where to checkpoint, on what."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+CONSTANT_SCHEDULES = ("constant", "constant_with_warmup")
+
+
+class DeepSpeedConfig(BaseModel):
+    """DeepSpeed ZeRO settings passed to the TRL/transformers trainer (``deepspeed=``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    stage: Literal[0, 2, 3] = Field(2, description="ZeRO stage: 0 (data parallel), 2 (shard optimizer+grads), 3 (+params).")
+    offload_optimizer: bool = Field(False, description="Keep optimizer state on the CPU (ZeRO-2/3; JIT-builds cpu_adam).")
+    offload_params: bool = Field(False, description="Keep parameters on the CPU (ZeRO-3 only).")
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.offload_params and self.stage != 3:
+            raise ValueError("deepspeed.offload_params needs deepspeed.stage: 3")
+        if self.offload_optimizer and self.stage == 0:
+            raise ValueError("deepspeed.offload_optimizer needs deepspeed.stage 2 or 3")
+        return self
+
+
+class SFTConfig(BaseModel):
+    """One SFT run per seed (the trunk), checkpointed at every requested SFT length.
+
+    The learning rate is warmed up and then held constant, so the checkpoint at step k of the trunk is
+    the same model a k-step run would give: one run serves every SFT length, and no prefix is trained
+    twice. Decaying schedules are refused.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    seeds: tuple[int, ...] = Field((0,), description="One trunk per seed (data order, expert choice, init).")
+    checkpoints: tuple[int, ...] = Field(
+        (0, 10, 20, 40, 80), description="SFT lengths (optimizer steps) to checkpoint and evaluate; 0 is the base.")
+    learning_rate: float = Field(5e-5, gt=0, description="Peak (and constant) learning rate.")
+    lr_scheduler: str = Field("constant_with_warmup", description="constant or constant_with_warmup (nothing that decays).")
+    warmup_steps: int = Field(5, ge=0, description="Linear warm-up steps before the constant rate.")
+    per_device_batch_size: int = Field(8, ge=1, description="Examples per worker per micro-step.")
+    gradient_accumulation_steps: int = Field(1, ge=1, description="Micro-steps per optimizer step.")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
+    max_grad_norm: float = Field(1.0, gt=0, description="Gradient clipping norm.")
+    max_length: int = Field(512, ge=16, description="Longest prompt+completion in tokens (longer ones are truncated).")
+    num_examples: int = Field(1000, ge=1, description="Size of the fixed expert SFT set (cycled for as many epochs as needed).")
+    expert: Literal["first", "random"] = Field("random", description="Which solver solution an expert answer shows.")
+    gradient_checkpointing: bool = Field(False, description="Recompute activations (saves memory, costs time).")
+    precision: Literal["auto", "fp32", "bf16"] = Field("auto", description="auto: bf16 on GPUs that support it, else fp32.")
+    logging_steps: int = Field(1, ge=1, description="Train-loss logging interval (steps).")
+    num_workers: int = Field(1, ge=1, description="Ray Train workers (data-parallel ranks) per trunk.")
+    use_gpu: bool | None = Field(None, description="One GPU per worker; default: if the Ray cluster has GPUs.")
+    cpus_per_worker: int = Field(1, ge=1, description="CPUs reserved per worker (also its torch threads).")
+    deepspeed: DeepSpeedConfig = Field(default_factory=DeepSpeedConfig, description="DeepSpeed ZeRO.")
+
+    @field_validator("lr_scheduler")
+    @classmethod
+    def _constant_only(cls, v: str) -> str:
+        if v not in CONSTANT_SCHEDULES:
+            raise ValueError(
+                f"{v!r} is refused for an SFT trunk: the checkpoint at step k must equal a k-step run, which holds "
+                f"only if the rate stays constant after warm-up (a decaying schedule depends on the total length). "
+                f"Use one of {CONSTANT_SCHEDULES}.")
+        return v
+
+    @field_validator("checkpoints")
+    @classmethod
+    def _steps(cls, v: tuple[int, ...]) -> tuple[int, ...]:
+        if not v:
+            raise ValueError("give at least one SFT length, e.g. [0, 10, 20, 40]")
+        if any(s < 0 for s in v):
+            raise ValueError("SFT lengths are optimizer steps >= 0")
+        return tuple(sorted(set(v)))
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds(cls, v: tuple[int, ...]) -> tuple[int, ...]:
+        if not v or len(set(v)) != len(v):
+            raise ValueError("give at least one seed, without repeats")
+        return v
+
+    @property
+    def max_steps(self) -> int:
+        return max(self.checkpoints)
+
+    def identity(self) -> dict:
+        """Fields that shape the training trajectory (not: seeds, checkpoint list, logging)."""
+        return self.model_dump(mode="json", exclude={"seeds", "checkpoints", "logging_steps"})

@@ -1,0 +1,283 @@
+"""The SFT trunk's worker function: one data-parallel rank of TRL's SFTTrainer under DeepSpeed ZeRO.
+
+It runs the same under Ray Train (``raysweep.train.launch``), under ``torchrun``, or as a plain process::
+
+    torchrun --nproc-per-node 2 -m raysweep.train.sft_worker --job job.json
+
+``job.json`` is what ``raysweep.train.sft.plan_job`` writes: the resolved config, the seed, the trunk
+directory and the base model path. Every requested SFT length becomes a checkpoint
+(``checkpoints/step-<k>``: HF weights + tokenizer + ``manifest.json``), evaluated on ID and OOD by all
+ranks together; rank 0 writes results and MLflow. A rerun resumes from the trainer's last checkpoint
+and skips every finished step and evaluation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import sys
+import time
+from pathlib import Path
+
+from raysweep.train import trunk as T
+from raysweep.train.distributed import Place, barrier, setup
+
+
+def _log(place: Place, msg: str) -> None:
+    if place.main:
+        print(msg, file=sys.stderr, flush=True)
+
+
+def _fmt_s(seconds: float) -> str:
+    seconds = int(max(0, seconds))
+    return f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+class _Trunk:
+    """Checkpoint export, evaluation, results and MLflow for one trunk (shared by all ranks)."""
+
+    def __init__(self, job: dict, cfg, place: Place, tdir: Path):
+        self.job, self.cfg, self.place, self.tdir = job, cfg, place, tdir
+        self.seed = job["seed"]
+        self.mlflow = None
+        self.tag = f"[sft seed={self.seed}]"
+
+    # ------------------------------------------------------------------ tracking (rank 0)
+    def start_tracking(self, data_hash: str) -> None:
+        if not (self.place.main and self.cfg.tracking.enabled):
+            return
+        import mlflow
+
+        from raysweep.tracking import flat_params, start_run
+
+        tags = {"raysweep.kind": "sft", "raysweep.trunk_id": self.job["trunk_id"], "raysweep.seed": str(self.seed),
+                "raysweep.trunk_dir": str(self.tdir)}
+        if self.job.get("parent_run_id"):
+            tags["mlflow.parentRunId"] = self.job["parent_run_id"]
+        params = flat_params(json.loads(self.cfg.model_dump_json()))
+        params.update({"seed": str(self.seed), "trunk_id": self.job["trunk_id"], "data_hash": data_hash})
+        params.pop("sft.seeds", None)
+        start_run(self.cfg.tracking, self.cfg.output_dir, self.tdir / "mlflow_run_id", f"sft/seed={self.seed}",
+                  params, tags, {"config.yaml": self.cfg.to_yaml()})
+        self.mlflow = mlflow
+
+    def log_metrics(self, metrics: dict, step: int) -> None:
+        if self.mlflow is not None:
+            self.mlflow.log_metrics({k: float(v) for k, v in metrics.items() if v is not None}, step=step)
+
+    def finish_tracking(self) -> None:
+        if self.mlflow is not None:
+            if (self.tdir / "results.jsonl").is_file():
+                self.mlflow.log_artifact(str(self.tdir / "results.jsonl"))
+            self.mlflow.end_run()
+
+    # ------------------------------------------------------------------ checkpoints (all ranks)
+    def evaluate_and_seal(self, step: int, data_hash: str) -> None:
+        """Evaluate the saved checkpoint at ``step`` on all ranks; rank 0 records it and writes the manifest."""
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        from raysweep.evaluate import evaluate
+
+        barrier()
+        cdir = T.checkpoint_dir(self.tdir, step)
+        t0 = time.time()
+        dtype = torch.bfloat16 if self.place.cuda and torch.cuda.is_bf16_supported() else torch.float32
+        tok = AutoTokenizer.from_pretrained(cdir)
+        if tok.pad_token is None:
+            tok.pad_token = tok.eos_token
+        model = AutoModelForCausalLM.from_pretrained(cdir, dtype=dtype).to(self.place.device).eval()
+        results = evaluate(model, tok, self.cfg.task, self.cfg.eval, with_loss=True,
+                           rank=self.place.rank, world=self.place.world)
+        del model
+        gc.collect()
+        if self.place.main:
+            summary = {rule: r.summary() for rule, r in results.items()}
+            T.write_json_atomic(cdir / "eval.json", {rule: {"summary": r.summary(), "records": r.records}
+                                                      for rule, r in results.items()})
+            metrics = {}
+            line = []
+            for rule, r in results.items():
+                metrics.update({f"eval/{rule}/accuracy": r.accuracy, f"eval/{rule}/ci_low": r.ci95[0],
+                                f"eval/{rule}/ci_high": r.ci95[1], f"eval/{rule}/loss": r.loss,
+                                **{f"eval/{rule}/{v}": c / r.n for v, c in r.verdicts.items()}})
+                line.append(f"{rule} {r.accuracy:.3f} [{r.ci95[0]:.3f},{r.ci95[1]:.3f}] loss {r.loss:.3f}")
+            self.log_metrics(metrics, step)
+            T.append_result(self.tdir, {"kind": "checkpoint", "step": step, "path": str(cdir), "eval": summary,
+                                        "eval_seconds": time.time() - t0})
+            manifest = {
+                "seed": self.seed, "step": step, "trunk_id": self.job["trunk_id"], "trunk_dir": str(self.tdir),
+                "base_model": self.cfg.model.name, "base_model_path": self.job["model_path"],
+                "data_hash": data_hash, "config_hash": self.job["trunk_id"], "config_digest": self.cfg.digest(),
+                "eval": {rule: {"accuracy": r.accuracy, "ci95": r.ci95, "n": r.n, "loss": r.loss}
+                         for rule, r in results.items()},
+                "created": time.time(),
+            }
+            T.write_json_atomic(cdir / "manifest.json", manifest)
+            _log(self.place, f"{self.tag} checkpoint step {step}: " + " | ".join(line)
+                 + f"  ({time.time() - t0:.0f}s)")
+        barrier()
+
+
+def _export_base(cdir: Path, model_path: str, place: Place) -> None:
+    """Step 0 is the base model itself, saved as a checkpoint directory (rank 0)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if place.main:
+        tok = AutoTokenizer.from_pretrained(model_path)
+        if tok.pad_token is None:
+            tok.pad_token = tok.eos_token
+        model = AutoModelForCausalLM.from_pretrained(model_path)
+        model.save_pretrained(cdir, safe_serialization=True)
+        tok.save_pretrained(cdir)
+        del model
+
+
+def sft_worker(job: dict) -> dict | None:
+    """Train (or resume) one SFT trunk on this rank. Returns the finished steps on rank 0."""
+    from raysweep.config import RaysweepConfig
+
+    cfg = RaysweepConfig.model_validate(job["config"])
+    sft = cfg.sft
+    place = setup(sft.use_gpu, threads=sft.cpus_per_worker)
+    tdir = Path(job["trunk_dir"])
+    tdir.mkdir(parents=True, exist_ok=True)
+    trunk = _Trunk(job, cfg, place, tdir)
+
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
+    from transformers.trainer_callback import PrinterCallback
+
+    from raysweep.tasks.datasets import sft_dataset
+    from raysweep.train.deepspeed import deepspeed_config
+
+    dataset = sft_dataset(cfg.task, sft.num_examples, job["seed"], sft.expert).select_columns(["prompt", "completion"])
+    data_hash = T.digest([dataset["prompt"], dataset["completion"]], 16)
+    todo = [k for k in sft.checkpoints if k not in T.finished_steps(tdir)]
+    if not todo:
+        _log(place, f"{trunk.tag} all checkpoints {list(sft.checkpoints)} already finished in {tdir}")
+        return {"finished": sorted(T.finished_steps(tdir))} if place.main else None
+    resume = T.latest_trainer_checkpoint(tdir)
+    resume_step = int(resume.name.split("-")[1]) if resume else 0
+    behind = [k for k in todo if 0 < k < resume_step]
+    if behind:
+        raise ValueError(
+            f"sft.checkpoints: steps {behind} are before this trunk's saved training state (step {resume_step}); "
+            "producing them would retrain a finished prefix. Drop them, or start a new trunk (another seed).")
+    trunk.start_tracking(data_hash)
+    _log(place, f"{trunk.tag} trunk {tdir} | to do: steps {todo} | world {place.world} on {place.device}"
+         + (f" | resuming from step {resume_step}" if resume else ""))
+    if place.main and resume:
+        T.append_result(tdir, {"kind": "resume", "from_step": resume_step, "todo": todo})
+
+    if 0 in todo:
+        _export_base(T.checkpoint_dir(tdir, 0), job["model_path"], place)
+        trunk.evaluate_and_seal(0, data_hash)
+        todo.remove(0)
+    if not todo:
+        trunk.finish_tracking()
+        return {"finished": sorted(T.finished_steps(tdir))} if place.main else None
+
+    from trl import SFTConfig as TRLSFTConfig
+    from trl import SFTTrainer
+
+    bf16 = sft.precision == "bf16" or (sft.precision == "auto" and place.cuda and torch.cuda.is_bf16_supported())
+    args = TRLSFTConfig(
+        output_dir=str(tdir / "trainer"),
+        max_steps=sft.max_steps,
+        per_device_train_batch_size=sft.per_device_batch_size,
+        gradient_accumulation_steps=sft.gradient_accumulation_steps,
+        learning_rate=sft.learning_rate,
+        lr_scheduler_type=sft.lr_scheduler,
+        warmup_steps=sft.warmup_steps,
+        weight_decay=sft.weight_decay,
+        max_grad_norm=sft.max_grad_norm,
+        logging_steps=sft.logging_steps,
+        save_strategy="no",  # checkpoints are requested by the callback at exactly the SFT lengths
+        save_total_limit=1,
+        seed=job["seed"],
+        data_seed=job["seed"],
+        report_to=[],
+        bf16=bf16,
+        fp16=False,
+        use_cpu=not place.cuda,
+        ddp_backend=place.backend,
+        deepspeed=deepspeed_config(sft.deepspeed),
+        max_length=sft.max_length,
+        completion_only_loss=True,
+        packing=False,
+        gradient_checkpointing=sft.gradient_checkpointing,
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+    )
+    # After the args (which register the DeepSpeed config), so ZeRO-3 partitions the weights as they load.
+    tokenizer = AutoTokenizer.from_pretrained(job["model_path"])
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model = AutoModelForCausalLM.from_pretrained(job["model_path"], dtype=torch.bfloat16 if bf16 else torch.float32)
+
+    todo_set = set(todo)
+    holder: dict = {}
+
+    class TrunkCallback(TrainerCallback):
+        def __init__(self):
+            self.t_start, self.s_start = time.time(), None
+
+        def _seal(self, step: int) -> None:
+            holder["trainer"].save_model(str(T.checkpoint_dir(tdir, step)))  # all ranks (ZeRO-3 gathers)
+            trunk.evaluate_and_seal(step, data_hash)
+            todo_set.discard(step)
+
+        def on_train_begin(self, args, state, control, **kw):
+            self.s_start = state.global_step
+            self.t_start = time.time()
+            if state.global_step in todo_set:  # killed after the trainer saved this step, before it was sealed
+                self._seal(state.global_step)
+
+        def on_step_end(self, args, state, control, **kw):
+            if state.global_step in todo_set:
+                control.should_save = True
+
+        def on_save(self, args, state, control, **kw):
+            if state.global_step in todo_set:
+                self._seal(state.global_step)
+
+        def on_log(self, args, state, control, logs=None, **kw):
+            if not place.main or not logs or "loss" not in logs:
+                return
+            step = state.global_step
+            rate = (time.time() - self.t_start) / max(1, step - self.s_start)
+            rec = {k: logs[k] for k in ("loss", "learning_rate", "grad_norm") if k in logs}
+            T.append_result(tdir, {"kind": "train", "step": step, **rec})
+            trunk.log_metrics({f"train/{k}": v for k, v in rec.items()}, step)
+            print(f"{trunk.tag} step {step}/{sft.max_steps} loss {logs['loss']:.4f} "
+                  f"lr {logs.get('learning_rate', 0):.2e} | {rate:.2f} s/step | "
+                  f"ETA {_fmt_s(rate * (sft.max_steps - step))}", file=sys.stderr, flush=True)
+
+    trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
+                         callbacks=[TrunkCallback()])
+    holder["trainer"] = trainer
+    trainer.remove_callback(PrinterCallback)  # our callback prints progress; no raw log dicts
+    t0 = time.time()
+    trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    if place.main:
+        T.append_result(tdir, {"kind": "done", "train_seconds": time.time() - t0, "max_steps": sft.max_steps})
+    trunk.finish_tracking()
+    barrier()
+    missing = [k for k in sft.checkpoints if k not in T.finished_steps(tdir)]
+    if missing:
+        raise RuntimeError(f"{trunk.tag} training ended without checkpoints {missing}")
+    return {"finished": sorted(T.finished_steps(tdir))} if place.main else None
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description="Run one SFT trunk worker (under torchrun or alone).")
+    ap.add_argument("--job", required=True, help="job JSON written by `raysweep sft --plan-only`")
+    args = ap.parse_args(argv)
+    sft_worker(json.loads(Path(args.job).read_text()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
