@@ -18,10 +18,25 @@ import gc
 import json
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from raysweep.train import trunk as T
 from raysweep.train.distributed import Place, barrier, setup
+
+
+@contextmanager
+def _plain_loading():
+    """Load a full, unpartitioned model even while a ZeRO-3 trainer is alive (transformers would otherwise
+    partition every ``from_pretrained`` under ``zero.Init``): evaluation needs whole weights."""
+    from transformers.integrations import deepspeed as hf_ds
+
+    saved = hf_ds._hf_deepspeed_config_weak_ref
+    hf_ds._hf_deepspeed_config_weak_ref = None
+    try:
+        yield
+    finally:
+        hf_ds._hf_deepspeed_config_weak_ref = saved
 
 
 def _log(place: Place, msg: str) -> None:
@@ -87,7 +102,8 @@ class _Trunk:
         tok = AutoTokenizer.from_pretrained(cdir)
         if tok.pad_token is None:
             tok.pad_token = tok.eos_token
-        model = AutoModelForCausalLM.from_pretrained(cdir, dtype=dtype).to(self.place.device).eval()
+        with _plain_loading():
+            model = AutoModelForCausalLM.from_pretrained(cdir, dtype=dtype).to(self.place.device).eval()
         results = evaluate(model, tok, self.cfg.task, self.cfg.eval, with_loss=True,
                            rank=self.place.rank, world=self.place.world)
         del model

@@ -1,0 +1,172 @@
+"""SFT trunks: real Ray Train workers, real DeepSpeed ZeRO, real TRL SFTTrainer, real MLflow (sqlite)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from raysweep.config import ConfigError, load_config
+from raysweep.train import trunk as T
+from raysweep.train.deepspeed import deepspeed_config
+from raysweep.train.sft import plan_jobs
+
+
+def tiny_overrides(tmp_path, *extra):
+    return ["model.name=tiny", "eval.n=8", "eval.max_new_tokens=8", "sft.per_device_batch_size=4",
+            "sft.num_examples=64", "sft.learning_rate=1e-3", "sft.warmup_steps=0", "sft.num_workers=2",
+            f"output_dir={tmp_path / 'out'}", *extra]
+
+
+# ------------------------------------------------------------------------------------ fast (pure)
+
+
+def test_decaying_schedule_is_refused_with_the_reason():
+    with pytest.raises(ConfigError) as exc:
+        load_config(None, ["sft.lr_scheduler=cosine"])
+    msg = str(exc.value)
+    assert "sft.lr_scheduler" in msg and "k-step run" in msg and "constant_with_warmup" in msg
+    assert load_config(None, ["sft.lr_scheduler=constant"]).sft.lr_scheduler == "constant"
+
+
+def test_checkpoints_are_sorted_and_validated():
+    assert load_config(None, ["sft.checkpoints=[40, 0, 10, 10]"]).sft.checkpoints == (0, 10, 40)
+    with pytest.raises(ConfigError, match="sft.checkpoints"):
+        load_config(None, ["sft.checkpoints=[-1, 4]"])
+    with pytest.raises(ConfigError, match="offload_params"):
+        load_config(None, ["sft.deepspeed.stage=2", "sft.deepspeed.offload_params=true"])
+
+
+def test_plan_one_job_per_seed_and_a_stable_trunk_id(tmp_path):
+    cfg = load_config(None, tiny_overrides(tmp_path, "sft.seeds=[0, 1]"))
+    jobs = plan_jobs(cfg, "/models/tiny")
+    assert [j["seed"] for j in jobs] == [0, 1] and jobs[0]["trunk_id"] == jobs[1]["trunk_id"]
+    assert jobs[0]["trunk_dir"] != jobs[1]["trunk_dir"]
+    # more SFT lengths extend the same trunk; a different learning rate is another trunk
+    longer = load_config(None, tiny_overrides(tmp_path, "sft.checkpoints=[0, 10, 20, 40, 80, 160]"))
+    other_lr = load_config(None, tiny_overrides(tmp_path, "sft.learning_rate=2e-3"))
+    assert plan_jobs(longer, "x")[0]["trunk_id"] == jobs[0]["trunk_id"]
+    assert plan_jobs(other_lr, "x")[0]["trunk_id"] != jobs[0]["trunk_id"]
+
+
+def test_deepspeed_config_defers_to_the_trainer():
+    from raysweep.train.sft_config import DeepSpeedConfig
+
+    ds = deepspeed_config(DeepSpeedConfig(stage=3, offload_optimizer=True, offload_params=True))
+    assert ds["bf16"]["enabled"] == "auto" and ds["train_micro_batch_size_per_gpu"] == "auto"
+    assert ds["zero_optimization"]["stage"] == 3
+    assert ds["zero_optimization"]["stage3_gather_16bit_weights_on_model_save"] is True
+    assert ds["zero_optimization"]["offload_param"]["device"] == "cpu"
+
+
+# ------------------------------------------------------------------------------------ integration
+
+
+def _weights(path):
+    from safetensors.torch import load_file
+
+    return load_file(str(Path(path) / "model.safetensors"))
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("stage", [2, 3])
+def test_trunk_on_two_ray_workers_with_zero(stage, tmp_path):
+    import mlflow
+    import torch
+    from mlflow.tracking import MlflowClient
+    from transformers import AutoModelForCausalLM
+
+    from raysweep.train.sft import run_sft
+
+    cfg = load_config(None, tiny_overrides(tmp_path, "sft.checkpoints=[0, 2, 4]", f"sft.deepspeed.stage={stage}"))
+    (tdir,) = run_sft(cfg)
+
+    # checkpoints exist exactly at the requested steps, load, and carry their lineage
+    ckpts = sorted(p.name for p in (tdir / "checkpoints").iterdir())
+    assert ckpts == ["step-0", "step-2", "step-4"]
+    for step in (0, 2, 4):
+        m = T.read_manifest(T.checkpoint_dir(tdir, step))
+        assert m["step"] == step and m["seed"] == 0 and m["base_model"] == "tiny" and m["data_hash"]
+        AutoModelForCausalLM.from_pretrained(T.checkpoint_dir(tdir, step))
+    w0, w4 = _weights(T.checkpoint_dir(tdir, 0)), _weights(T.checkpoint_dir(tdir, 4))
+    changed = [k for k in w0 if not torch.equal(w0[k], w4[k])]
+    assert len(changed) >= len(w0) - 1, "SFT should move (nearly) every tensor"
+    # plausible training: the loss on expert answers falls
+    results = list(T.read_results(tdir))
+    evals = {r["step"]: r["eval"] for r in results if r["kind"] == "checkpoint"}
+    assert sorted(evals) == [0, 2, 4]
+    assert evals[4]["id"]["loss"] < evals[0]["id"]["loss"] < 10
+    losses = [r["loss"] for r in results if r["kind"] == "train"]
+    assert len(losses) == 4 and all(0 < x < 10 for x in losses) and losses[-1] < losses[0]
+
+    # the trunk's MLflow run, in the real (sqlite) store
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'out' / 'mlflow.db'}")
+    client = MlflowClient()
+    run = client.get_run((tdir / "mlflow_run_id").read_text().strip())
+    assert run.data.params["sft.deepspeed.stage"] == str(stage) and run.data.tags["raysweep.kind"] == "sft"
+    hist = client.get_metric_history(run.info.run_id, "eval/ood/accuracy")
+    assert sorted(m.step for m in hist) == [0, 2, 4]
+    assert len(client.get_metric_history(run.info.run_id, "train/loss")) == 4
+    assert "config.yaml" in [a.path for a in client.list_artifacts(run.info.run_id)]
+
+    # a rerun finds everything finished and trains nothing
+    assert run_sft(cfg) == [tdir]
+    assert list(T.read_results(tdir)) == results
+
+
+def _kill_tree(proc):
+    import psutil
+
+    try:
+        parent = psutil.Process(proc.pid)
+        procs = parent.children(recursive=True) + [parent]
+    except psutil.NoSuchProcess:
+        return
+    for p in procs:
+        try:
+            p.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(procs, timeout=30)
+
+
+@pytest.mark.integration
+def test_kill_and_resume_redoes_nothing(tmp_path):
+    overrides = tiny_overrides(tmp_path, "sft.checkpoints=[0, 2, 30]", "sft.deepspeed.stage=2",
+                               "tracking.enabled=false")
+    cmd = [sys.executable, "-m", "raysweep.cli", "sft", *overrides]
+    cfg = load_config(None, overrides)
+    tdir = Path(plan_jobs(cfg, "x")[0]["trunk_dir"])
+    log = open(tmp_path / "first.log", "w")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.time() + 400
+        while not (T.checkpoint_dir(tdir, 2) / "manifest.json").is_file():
+            assert proc.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
+            assert time.time() < deadline, "first checkpoint never appeared"
+            time.sleep(0.2)
+        _kill_tree(proc)  # the driver, the local Ray cluster it started, and the training workers
+    finally:
+        _kill_tree(proc)
+    before = list(T.read_results(tdir))
+    assert 30 not in T.finished_steps(tdir), "killed too late to test resume"
+    trained_before = max(r["step"] for r in before if r["kind"] == "train")
+
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    results = list(T.read_results(tdir))
+    assert results[: len(before)] == before  # nothing rewritten
+    after = results[len(before):]
+    resume = [r for r in after if r["kind"] == "resume"]
+    assert len(resume) == 1 and resume[0]["from_step"] == 2 and resume[0]["todo"] == [30]
+    # finished evaluations are not redone; training restarts at the saved step, not at 0
+    ckpt_steps = [r["step"] for r in results if r["kind"] == "checkpoint"]
+    assert sorted(ckpt_steps) == [0, 2, 30] and len(ckpt_steps) == 3
+    resumed_train = [r["step"] for r in after if r["kind"] == "train"]
+    assert resumed_train[0] == 3 and resumed_train[-1] == 30
+    assert trained_before >= 2
+    assert sorted(T.finished_steps(tdir)) == [0, 2, 30]
