@@ -170,3 +170,17 @@ def test_kill_and_resume_redoes_nothing(tmp_path):
     assert resumed_train[0] == 3 and resumed_train[-1] == 30
     assert trained_before >= 2
     assert sorted(T.finished_steps(tdir)) == [0, 2, 30]
+
+
+def test_a_max_length_that_would_cut_answers_is_refused(tiny_path):
+    from transformers import AutoTokenizer
+
+    from raysweep.tasks.datasets import sft_dataset
+    from raysweep.tasks.generalpoints import TaskConfig
+    from raysweep.train.sft_worker import _check_lengths
+
+    tok = AutoTokenizer.from_pretrained(tiny_path)
+    ds = sft_dataset(TaskConfig(), 8, 0)
+    _check_lengths(tok, ds, 1024)
+    with pytest.raises(ValueError, match="sft.max_length=300 would truncate"):
+        _check_lengths(tok, ds, 300)

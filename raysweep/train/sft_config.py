@@ -47,7 +47,7 @@ class SFTConfig(BaseModel):
     gradient_accumulation_steps: int = Field(1, ge=1, description="Micro-steps per optimizer step.")
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
     max_grad_norm: float = Field(1.0, gt=0, description="Gradient clipping norm.")
-    max_length: int = Field(512, ge=16, description="Longest prompt+completion in tokens (longer ones are truncated).")
+    max_length: int = Field(1024, ge=16, description="Longest prompt+completion in tokens; a run whose data is longer is refused.")
     num_examples: int = Field(1000, ge=1, description="Size of the fixed expert SFT set (cycled for as many epochs as needed).")
     expert: Literal["first", "random"] = Field("random", description="Which solver solution an expert answer shows.")
     gradient_checkpointing: bool = Field(False, description="Recompute activations (saves memory, costs time).")

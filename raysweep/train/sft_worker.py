@@ -150,6 +150,17 @@ def _export_base(cdir: Path, model_path: str, place: Place) -> None:
         del model
 
 
+def _check_lengths(tokenizer, dataset, max_length: int) -> None:
+    """Fail fast if any example would be truncated: a cut completion silently teaches a cut answer."""
+    longest = 0
+    for prompt, completion in zip(dataset["prompt"], dataset["completion"]):
+        text = tokenizer.apply_chat_template(list(prompt) + list(completion), tokenize=False)
+        longest = max(longest, len(tokenizer(text, add_special_tokens=False)["input_ids"]))
+    if longest > max_length:
+        raise ValueError(f"sft.max_length={max_length} would truncate SFT examples (the longest is {longest} tokens "
+                         f"with this model's tokenizer and chat template): set sft.max_length >= {longest}")
+
+
 def sft_worker(job: dict) -> dict | None:
     """Train (or resume) one SFT trunk on this rank. Returns the finished steps on rank 0."""
     from raysweep.config import RaysweepConfig
@@ -233,6 +244,7 @@ def sft_worker(job: dict) -> dict | None:
         tokenizer.pad_token = tokenizer.eos_token
     model = AutoModelForCausalLM.from_pretrained(job["model_path"], dtype=torch.bfloat16 if bf16 else torch.float32)
 
+    _check_lengths(tokenizer, dataset, sft.max_length)
     todo_set = set(todo)
     holder: dict = {}
 
@@ -264,7 +276,7 @@ def sft_worker(job: dict) -> dict | None:
                 return
             step = state.global_step
             rate = (time.time() - self.t_start) / max(1, step - self.s_start)
-            rec = {k: logs[k] for k in ("loss", "learning_rate", "grad_norm") if k in logs}
+            rec = {k: logs[k] for k in ("loss", "learning_rate", "grad_norm", "num_tokens") if k in logs}
             T.append_result(tdir, {"kind": "train", "step": step, **rec})
             trunk.log_metrics({f"train/{k}": v for k, v in rec.items()}, step)
             print(f"{trunk.tag} step {step}/{sft.max_steps} loss {logs['loss']:.4f} "
