@@ -219,35 +219,52 @@ def auto_max_new_tokens(tokenizer, completions: Sequence[str]) -> int:
 
 
 def expert_loss(model, tokenizer, prompts: Sequence[list[dict]], completions: Sequence[list[dict]],
-                batch_size: int = 16) -> tuple[float, int]:
+                batch_size: int = 16, share_prefix: bool = True) -> tuple[float, int]:
     """Summed token NLL of the expert completions given their prompts, and the token count.
 
-    Teacher-forced, completion tokens only (what SFT's loss measures), chat template applied.
+    Teacher-forced, completion tokens only (what SFT's loss measures), chat template applied. As in
+    :func:`generate`, the prompts' common prefix is run once and each batch continues from a copy of its
+    KV cache (suffixes right-padded, so positions need no adjusting).
     """
+    import copy
+
     import torch
 
-    total, count = 0.0, 0
     pad = tokenizer.pad_token_id
+    rows, n_prompt = [], []
+    for p, c in zip(prompts, completions):
+        p_ids = tokenizer(tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True),
+                          add_special_tokens=False)["input_ids"]
+        f_ids = tokenizer(tokenizer.apply_chat_template(list(p) + list(c), tokenize=False),
+                          add_special_tokens=False)["input_ids"]
+        if f_ids[: len(p_ids)] != p_ids:  # the template re-tokenised the boundary: concatenate instead
+            f_ids = p_ids + tokenizer(c[0]["content"] + (tokenizer.eos_token or ""), add_special_tokens=False)["input_ids"]
+        rows.append(f_ids)
+        n_prompt.append(len(p_ids))
+    shared = common_prefix_len([r[:n] for r, n in zip(rows, n_prompt)]) if share_prefix else 0
+    prefix_cache = None
+    total, count = 0.0, 0
     with torch.inference_mode():
-        for start in range(0, len(prompts), batch_size):
-            rows, masks = [], []
-            for p, c in zip(prompts[start:start + batch_size], completions[start:start + batch_size]):
-                prompt_text = tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True)
-                full_text = tokenizer.apply_chat_template(list(p) + list(c), tokenize=False)
-                p_ids = tokenizer(prompt_text, add_special_tokens=False)["input_ids"]
-                f_ids = tokenizer(full_text, add_special_tokens=False)["input_ids"]
-                if f_ids[: len(p_ids)] != p_ids:  # template re-tokenised the boundary: fall back to concatenation
-                    f_ids = p_ids + tokenizer(c[0]["content"] + (tokenizer.eos_token or ""),
-                                              add_special_tokens=False)["input_ids"]
-                rows.append(f_ids)
-                masks.append([0] * len(p_ids) + [1] * (len(f_ids) - len(p_ids)))
-            width = max(len(r) for r in rows)
-            ids = torch.tensor([r + [pad] * (width - len(r)) for r in rows], device=model.device)
-            attn = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows], device=model.device)
-            target_mask = torch.tensor([m + [0] * (width - len(m)) for m in masks], device=model.device)
-            logits = model(input_ids=ids, attention_mask=attn).logits[:, :-1].float()
+        if shared >= MIN_SHARED_PREFIX:
+            prefix_cache = model(torch.tensor([rows[0][:shared]], device=model.device), use_cache=True).past_key_values
+        else:
+            shared = 0
+        for start in range(0, len(rows), batch_size):
+            batch = [r[shared:] for r in rows[start:start + batch_size]]
+            n_p = [n - shared for n in n_prompt[start:start + batch_size]]
+            width = max(len(r) for r in batch)
+            ids = torch.tensor([r + [pad] * (width - len(r)) for r in batch], device=model.device)
+            mask = torch.tensor([[1] * (shared + len(r)) + [0] * (width - len(r)) for r in batch], device=model.device)
+            target = torch.tensor([[0] * n + [1] * (len(r) - n) + [0] * (width - len(r)) for r, n in zip(batch, n_p)],
+                                  device=model.device)
+            extra = {}
+            if prefix_cache is not None:
+                cache = copy.deepcopy(prefix_cache)
+                cache.batch_repeat_interleave(len(batch))
+                extra["past_key_values"] = cache
+            logits = model(input_ids=ids, attention_mask=mask, **extra).logits[:, :-1].float()
             nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), ids[:, 1:], reduction="none")
-            m = target_mask[:, 1:].float()
+            m = target[:, 1:].float()
             total += float((nll * m).sum())
             count += int(m.sum())
     return total, count

@@ -98,3 +98,16 @@ def test_sampling_is_seeded(tiny_model):
     assert a.n == 12 and a.samples == 3 and a.pass_at_k is not None
     assert [r["answers"] for r in a.records] == [r["answers"] for r in b.records]
     assert len({ans for r in a.records for ans in r["answers"]}) > 1  # sampling, not greedy
+
+
+@pytest.mark.integration
+def test_expert_loss_with_shared_prefix_matches_full_sequences(tiny_model):
+    from raysweep.evaluate import expert_loss
+    from raysweep.tasks.datasets import eval_dataset
+
+    model, tok = tiny_model
+    ds = eval_dataset(TaskConfig(), "ood", 10)
+    shared = expert_loss(model, tok, ds["prompt"], ds["completion"], batch_size=4, share_prefix=True)
+    full = expert_loss(model, tok, ds["prompt"], ds["completion"], batch_size=3, share_prefix=False)
+    assert shared[1] == full[1] > 10 * 10  # every completion token counted once
+    assert shared[0] / shared[1] == pytest.approx(full[0] / full[1], rel=1e-4)
