@@ -247,13 +247,23 @@ def pull(spec: str) -> Path:
     return resolve(spec)
 
 
+def load_tokenizer(path: str | Path):
+    """The tokenizer of a model directory, with a pad token (the EOS token if it has none)."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
 def load(spec: str, device: str | None = None, dtype: str = "auto"):
     """(model, tokenizer) for ``spec``, in eval mode on ``device`` (default: cuda if present, else cpu).
 
     ``dtype``: ``auto`` means bf16 on a GPU that supports it and fp32 on a CPU; or float32/bfloat16/float16.
     """
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
     path = resolve(spec)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -261,9 +271,7 @@ def load(spec: str, device: str | None = None, dtype: str = "auto"):
         torch_dtype = torch.bfloat16 if device.startswith("cuda") and torch.cuda.is_bf16_supported() else torch.float32
     else:
         torch_dtype = getattr(torch, dtype)
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer = load_tokenizer(path)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype).to(device)
     model.eval()
     return model, tokenizer

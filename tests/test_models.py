@@ -1,8 +1,6 @@
 """Model specs resolve to loadable Hugging Face directories, offline."""
 
 import importlib.util
-import os
-from pathlib import Path
 
 import pytest
 

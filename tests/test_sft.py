@@ -1,8 +1,5 @@
 """SFT trunks: real Ray Train workers, real DeepSpeed ZeRO, real TRL SFTTrainer, real MLflow (sqlite)."""
 
-import json
-import os
-import signal
 import subprocess
 import sys
 import time

@@ -90,20 +90,14 @@ class _Trunk:
     # ------------------------------------------------------------------ checkpoints (all ranks)
     def evaluate_and_seal(self, step: int, data_hash: str) -> None:
         """Evaluate the saved checkpoint at ``step`` on all ranks; rank 0 records it and writes the manifest."""
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
+        from raysweep import models
         from raysweep.evaluate import evaluate
 
         barrier()
         cdir = T.checkpoint_dir(self.tdir, step)
         t0 = time.time()
-        dtype = torch.bfloat16 if self.place.cuda and torch.cuda.is_bf16_supported() else torch.float32
-        tok = AutoTokenizer.from_pretrained(cdir)
-        if tok.pad_token is None:
-            tok.pad_token = tok.eos_token
         with _plain_loading():
-            model = AutoModelForCausalLM.from_pretrained(cdir, dtype=dtype).to(self.place.device).eval()
+            model, tok = models.load(str(cdir), device=self.place.device)
         results = evaluate(model, tok, self.cfg.task, self.cfg.eval, with_loss=True,
                            rank=self.place.rank, world=self.place.world)
         del model
@@ -138,12 +132,12 @@ class _Trunk:
 
 def _export_base(cdir: Path, model_path: str, place: Place) -> None:
     """Step 0 is the base model itself, saved as a checkpoint directory (rank 0)."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
+
+    from raysweep.models import load_tokenizer
 
     if place.main:
-        tok = AutoTokenizer.from_pretrained(model_path)
-        if tok.pad_token is None:
-            tok.pad_token = tok.eos_token
+        tok = load_tokenizer(model_path)
         model = AutoModelForCausalLM.from_pretrained(model_path)
         model.save_pretrained(cdir, safe_serialization=True)
         tok.save_pretrained(cdir)
@@ -173,9 +167,10 @@ def sft_worker(job: dict) -> dict | None:
     trunk = _Trunk(job, cfg, place, tdir)
 
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
+    from transformers import AutoModelForCausalLM, TrainerCallback
     from transformers.trainer_callback import PrinterCallback
 
+    from raysweep.models import load_tokenizer
     from raysweep.tasks.datasets import sft_dataset
     from raysweep.train.deepspeed import deepspeed_config
 
@@ -239,9 +234,7 @@ def sft_worker(job: dict) -> dict | None:
         dataloader_num_workers=0,
     )
     # After the args (which register the DeepSpeed config), so ZeRO-3 partitions the weights as they load.
-    tokenizer = AutoTokenizer.from_pretrained(job["model_path"])
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer = load_tokenizer(job["model_path"])
     model = AutoModelForCausalLM.from_pretrained(job["model_path"], dtype=torch.bfloat16 if bf16 else torch.float32)
 
     _check_lengths(tokenizer, dataset, sft.max_length)
