@@ -176,6 +176,8 @@ def sft_worker(job: dict) -> dict | None:
 
     dataset = sft_dataset(cfg.task, sft.num_examples, job["seed"], sft.expert).select_columns(["prompt", "completion"])
     data_hash = T.digest([dataset["prompt"], dataset["completion"]], 16)
+    tokenizer = load_tokenizer(job["model_path"])
+    _check_lengths(tokenizer, dataset, sft.max_length)  # before any work, not after the step-0 evaluation
     todo = [k for k in sft.checkpoints if k not in T.finished_steps(tdir)]
     if not todo:
         _log(place, f"{trunk.tag} all checkpoints {list(sft.checkpoints)} already finished in {tdir}")
@@ -233,11 +235,9 @@ def sft_worker(job: dict) -> dict | None:
         disable_tqdm=True,
         dataloader_num_workers=0,
     )
-    # After the args (which register the DeepSpeed config), so ZeRO-3 partitions the weights as they load.
-    tokenizer = load_tokenizer(job["model_path"])
+    # The model loads after the args (which register the DeepSpeed config), so ZeRO-3 partitions it as it loads.
     model = AutoModelForCausalLM.from_pretrained(job["model_path"], dtype=torch.bfloat16 if bf16 else torch.float32)
 
-    _check_lengths(tokenizer, dataset, sft.max_length)
     todo_set = set(todo)
     holder: dict = {}
 
