@@ -243,12 +243,14 @@ def sft_worker(job: dict) -> dict | None:
 
     class TrunkCallback(TrainerCallback):
         def __init__(self):
-            self.t_start, self.s_start = time.time(), None
+            self.t_start, self.s_start, self.paused = time.time(), None, 0.0
 
         def _seal(self, step: int) -> None:
+            t0 = time.time()
             holder["trainer"].save_model(str(T.checkpoint_dir(tdir, step)))  # all ranks (ZeRO-3 gathers)
             trunk.evaluate_and_seal(step, data_hash)
             todo_set.discard(step)
+            self.paused += time.time() - t0  # step times exclude checkpointing and evaluation
 
         def on_train_begin(self, args, state, control, **kw):
             self.s_start = state.global_step
@@ -268,7 +270,7 @@ def sft_worker(job: dict) -> dict | None:
             if not place.main or not logs or "loss" not in logs:
                 return
             step = state.global_step
-            rate = (time.time() - self.t_start) / max(1, step - self.s_start)
+            rate = (time.time() - self.t_start - self.paused) / max(1, step - self.s_start)
             rec = {k: logs[k] for k in ("loss", "learning_rate", "grad_norm", "num_tokens") if k in logs}
             T.append_result(tdir, {"kind": "train", "step": step, **rec})
             trunk.log_metrics({f"train/{k}": v for k, v in rec.items()}, step)
