@@ -50,6 +50,19 @@ def test_plan_one_job_per_seed_and_a_stable_trunk_id(tmp_path):
     assert plan_jobs(other_lr, "x")[0]["trunk_id"] != jobs[0]["trunk_id"]
 
 
+def test_workers_get_absolute_paths_and_tracking_uri(tmp_path, monkeypatch):
+    # Ray runs workers in its own directory: a relative output_dir must not reach them
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    cfg = load_config(None, ["model.name=tiny", "output_dir=outputs"])
+    (job,) = plan_jobs(cfg, "x")
+    assert job["config"]["output_dir"] == str(tmp_path / "outputs")
+    assert job["config"]["tracking"]["uri"] == f"sqlite:///{tmp_path / 'outputs' / 'mlflow.db'}"
+    assert job["trunk_dir"].startswith(str(tmp_path / "outputs" / "trunks"))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")  # the driver's choice travels too
+    assert plan_jobs(cfg, "x")[0]["config"]["tracking"]["uri"] == "http://127.0.0.1:5000"
+
+
 def test_deepspeed_config_defers_to_the_trainer():
     from raysweep.train.sft_config import DeepSpeedConfig
 

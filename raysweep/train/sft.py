@@ -8,13 +8,22 @@ import time
 from pathlib import Path
 
 from raysweep.config import RaysweepConfig
+from raysweep.tracking import tracking_uri
 from raysweep.train import trunk as T
 
 
+def for_workers(cfg: RaysweepConfig) -> RaysweepConfig:
+    """The config as workers must see it: workers run in another directory (Ray's) and maybe on another
+    machine, so the output directory and the MLflow URI are made absolute here, on the driver."""
+    out = Path(cfg.output_dir).resolve()
+    tracking = cfg.tracking.model_copy(update={"uri": tracking_uri(cfg.tracking, out)})
+    return cfg.model_copy(update={"output_dir": str(out), "tracking": tracking})
+
+
 def plan_jobs(cfg: RaysweepConfig, model_path: str, parent_run_id: str | None = None) -> list[dict]:
-    """One job per seed (pure): what a worker needs to train or resume that seed's trunk."""
+    """One job per seed: what a worker needs to train or resume that seed's trunk."""
     tid = T.trunk_id(cfg.model.name, cfg.task.model_dump(mode="json"), cfg.sft.identity())
-    config = json.loads(cfg.model_dump_json())
+    config = json.loads(for_workers(cfg).model_dump_json())
     return [{"config": config, "seed": seed, "trunk_id": tid, "model_path": model_path,
              "trunk_dir": str(T.trunk_dir(cfg.output_dir, tid, seed)), "parent_run_id": parent_run_id}
             for seed in cfg.sft.seeds]
