@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import tempfile
 import time
@@ -26,7 +27,8 @@ GRID = [10, 20, 40, 80, 160, 320, 640, 1280]  # an 8-length SFT grid, as in the 
 
 
 def measure(model: str, workers: int, stage: int, steps: int, skip: int, batch: int, out: Path) -> dict:
-    cfg = load_config(None, [
+    threads = max(1, (os.cpu_count() or 1) // workers)  # every configuration uses all cores
+    cfg = load_config(None, [f"sft.cpus_per_worker={threads}",
         f"model.name={model}", f"sft.num_workers={workers}", f"sft.deepspeed.stage={stage}",
         f"sft.checkpoints=[0, {steps}]", f"sft.per_device_batch_size={batch // workers}", "sft.num_examples=256",
         "sft.warmup_steps=0", "eval.n=4", "eval.max_new_tokens=4", "tracking.enabled=false",
@@ -40,7 +42,7 @@ def measure(model: str, workers: int, stage: int, steps: int, skip: int, batch: 
     n_steps = len(timed)
     tokens = timed[-1]["num_tokens"] - (train[skip - 1]["num_tokens"] if skip else 0)
     # num_tokens counts the tokens seen by all workers (TRL gathers it across ranks)
-    return {"workers": workers, "zero": stage, "global_batch": batch, "steps_timed": n_steps,
+    return {"workers": workers, "threads_per_worker": threads, "zero": stage, "global_batch": batch, "steps_timed": n_steps,
             "s_per_step": round(dt / n_steps, 3), "tokens_per_s": round(tokens / dt, 1), "wall_s": round(wall, 1),
             "overhead_s": round(wall - dt * len(train) / n_steps, 1)}
 
@@ -75,15 +77,15 @@ def main() -> None:
                 f"{overhead} s start-up per run (measured)",
     }
     meta = {"model": args.model, "steps": args.steps, "skip": args.skip, "global_batch": args.batch,
-            "machine": platform.machine(), "cpu_count": __import__("os").cpu_count(),
+            "machine": platform.machine(), "cpu_count": os.cpu_count(),
             "date": time.strftime("%Y-%m-%d %H:%M")}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows, "trunk_saving": saving}, indent=1))
     lines = [f"# SFT throughput: {args.model}, global batch {args.batch}, {args.steps} steps ({args.skip} warm-up)",
-             f"{meta}", "", "| workers | ZeRO | s/step | tokens/s | run wall s | start-up + eval s |",
+             f"{meta}", "", "| workers x threads | ZeRO | s/step | tokens/s | run wall s | start-up + eval s |",
              "|---|---|---|---|---|---|"]
-    lines += [f"| {r['workers']} | {r['zero']} | {r['s_per_step']} | {r['tokens_per_s']} | {r['wall_s']} | "
+    lines += [f"| {r['workers']} x {r['threads_per_worker']} | {r['zero']} | {r['s_per_step']} | {r['tokens_per_s']} | {r['wall_s']} | "
               f"{r['overhead_s']} |" for r in rows]
     lines += ["", f"Trunk vs separate runs for SFT lengths {GRID}: {trunk_steps} vs {separate_steps} steps "
               f"({saving['step_ratio']}x); {saving['trunk_hours']} h vs {saving['separate_hours']} h "
