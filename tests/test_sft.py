@@ -84,7 +84,7 @@ def _weights(path):
 
 @pytest.mark.integration
 @pytest.mark.parametrize("stage", [2, 3])
-def test_trunk_on_two_ray_workers_with_zero(stage, tmp_path):
+def test_trunk_on_two_ray_workers_with_zero(stage, tmp_path, monkeypatch):
     import mlflow
     import torch
     from mlflow.tracking import MlflowClient
@@ -92,8 +92,12 @@ def test_trunk_on_two_ray_workers_with_zero(stage, tmp_path):
 
     from raysweep.train.sft import run_sft
 
-    cfg = load_config(None, tiny_overrides(tmp_path, "sft.checkpoints=[0, 2, 4]", f"sft.deepspeed.stage={stage}"))
+    monkeypatch.chdir(tmp_path)  # a relative output_dir, as users write it: workers run elsewhere
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    cfg = load_config(None, tiny_overrides(tmp_path, "sft.checkpoints=[0, 2, 4]", f"sft.deepspeed.stage={stage}",
+                                           "output_dir=out"))
     (tdir,) = run_sft(cfg)
+    assert tdir.is_relative_to(tmp_path / "out") and (tmp_path / "out" / "mlflow.db").is_file()
 
     # checkpoints exist exactly at the requested steps, load, and carry their lineage
     ckpts = sorted(p.name for p in (tdir / "checkpoints").iterdir())
