@@ -135,6 +135,32 @@ def common_prefix_len(seqs: Sequence[Sequence[int]]) -> int:
     return max(n, 0)
 
 
+class SharedPrefix:
+    """The prompts' common token prefix, run through the model once; each batch continues from a copy of
+    its KV cache. ``length`` is 0 (and nothing is cached) when the prefix is too short to be worth it."""
+
+    def __init__(self, model, seqs: Sequence[Sequence[int]], enabled: bool = True):
+        import torch
+
+        n = common_prefix_len(seqs) if enabled else 0
+        self.length = n if n >= MIN_SHARED_PREFIX else 0
+        self.cache = None
+        if self.length:
+            with torch.inference_mode():
+                prefix = torch.tensor([list(seqs[0][: self.length])], device=model.device)
+                self.cache = model(prefix, use_cache=True).past_key_values
+
+    def model_kwargs(self, batch: int) -> dict:
+        """``past_key_values`` for a batch of ``batch`` rows (a fresh copy: generation extends it)."""
+        import copy
+
+        if self.cache is None:
+            return {}
+        cache = copy.deepcopy(self.cache)
+        cache.batch_repeat_interleave(batch)
+        return {"past_key_values": cache}
+
+
 def generate(
     model,
     tokenizer,
@@ -154,8 +180,6 @@ def generate(
     prefix and the suffix (``[prefix][pad..][suffix]``; masked, positions follow the mask). Without it,
     whole prompts are left-padded. Both give the same answers up to floating-point reordering.
     """
-    import copy
-
     import torch
 
     texts = [tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True) for p in prompts]
@@ -163,14 +187,9 @@ def generate(
     order = sorted(range(len(texts)), key=lambda i: (len(ids[i]), i))
     k = cfg.samples
     pad = tokenizer.pad_token_id
-    shared = common_prefix_len(ids) if share_prefix else 0
-    prefix_cache = None
+    prefix = SharedPrefix(model, ids, share_prefix)
+    shared = prefix.length
     device = model.device
-    if shared >= MIN_SHARED_PREFIX:
-        with torch.inference_mode():
-            prefix_cache = model(torch.tensor([ids[0][:shared]], device=device), use_cache=True).past_key_values
-    else:
-        shared = 0
     out: list[list[str]] = [[] for _ in texts]
     gen_tokens = 0
     kwargs = dict(max_new_tokens=max_new_tokens, do_sample=cfg.temperature > 0, pad_token_id=pad,
@@ -189,12 +208,7 @@ def generate(
             input_ids = torch.tensor([ids[idx[0]][:shared] + [pad] * (width - len(r)) + r for r in rows],
                                      device=device)
             mask = torch.tensor([[1] * shared + [0] * (width - len(r)) + [1] * len(r) for r in rows], device=device)
-            extra = {}
-            if prefix_cache is not None:
-                cache = copy.deepcopy(prefix_cache)
-                cache.batch_repeat_interleave(len(rows))
-                extra["past_key_values"] = cache
-            seqs = model.generate(input_ids=input_ids, attention_mask=mask, **extra, **kwargs)
+            seqs = model.generate(input_ids=input_ids, attention_mask=mask, **prefix.model_kwargs(len(rows)), **kwargs)
             new = seqs[:, input_ids.shape[1]:]
             for row in range(new.shape[0]):
                 toks = new[row].tolist()
@@ -226,8 +240,6 @@ def expert_loss(model, tokenizer, prompts: Sequence[list[dict]], completions: Se
     :func:`generate`, the prompts' common prefix is run once and each batch continues from a copy of its
     KV cache (suffixes right-padded, so positions need no adjusting).
     """
-    import copy
-
     import torch
 
     pad = tokenizer.pad_token_id
@@ -241,14 +253,10 @@ def expert_loss(model, tokenizer, prompts: Sequence[list[dict]], completions: Se
             f_ids = p_ids + tokenizer(c[0]["content"] + (tokenizer.eos_token or ""), add_special_tokens=False)["input_ids"]
         rows.append(f_ids)
         n_prompt.append(len(p_ids))
-    shared = common_prefix_len([r[:n] for r, n in zip(rows, n_prompt)]) if share_prefix else 0
-    prefix_cache = None
+    prefix = SharedPrefix(model, [r[:n] for r, n in zip(rows, n_prompt)], share_prefix)
+    shared = prefix.length
     total, count = 0.0, 0
     with torch.inference_mode():
-        if shared >= MIN_SHARED_PREFIX:
-            prefix_cache = model(torch.tensor([rows[0][:shared]], device=model.device), use_cache=True).past_key_values
-        else:
-            shared = 0
         for start in range(0, len(rows), batch_size):
             batch = [r[shared:] for r in rows[start:start + batch_size]]
             n_p = [n - shared for n in n_prompt[start:start + batch_size]]
@@ -257,12 +265,7 @@ def expert_loss(model, tokenizer, prompts: Sequence[list[dict]], completions: Se
             mask = torch.tensor([[1] * (shared + len(r)) + [0] * (width - len(r)) for r in batch], device=model.device)
             target = torch.tensor([[0] * n + [1] * (len(r) - n) + [0] * (width - len(r)) for r, n in zip(batch, n_p)],
                                   device=model.device)
-            extra = {}
-            if prefix_cache is not None:
-                cache = copy.deepcopy(prefix_cache)
-                cache.batch_repeat_interleave(len(batch))
-                extra["past_key_values"] = cache
-            logits = model(input_ids=ids, attention_mask=mask, **extra).logits[:, :-1].float()
+            logits = model(input_ids=ids, attention_mask=mask, **prefix.model_kwargs(len(batch))).logits[:, :-1].float()
             nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), ids[:, 1:], reduction="none")
             m = target[:, 1:].float()
             total += float((nll * m).sum())
