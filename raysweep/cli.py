@@ -153,13 +153,10 @@ def cmd_sft(args) -> int:
     print("# resolved config\n" + cfg.to_yaml(), file=sys.stderr)
     if args.plan_only:
         from raysweep import models
-        from raysweep.train.sft import plan_jobs
+        from raysweep.train.sft import plan_jobs, write_job
 
         for job in plan_jobs(cfg, str(models.resolve(cfg.model.name))):
-            Path(job["trunk_dir"]).mkdir(parents=True, exist_ok=True)
-            path = Path(job["trunk_dir"]) / "job.json"
-            path.write_text(json.dumps(job, indent=1))
-            print(path)
+            print(write_job(job, cfg))
         return 0
     from raysweep.train.sft import run_sft
 

@@ -29,6 +29,15 @@ def plan_jobs(cfg: RaysweepConfig, model_path: str, parent_run_id: str | None = 
             for seed in cfg.sft.seeds]
 
 
+def write_job(job: dict, cfg: RaysweepConfig) -> Path:
+    """Create the trunk directory with its resolved config and job file (what torchrun's worker reads)."""
+    tdir = Path(job["trunk_dir"])
+    tdir.mkdir(parents=True, exist_ok=True)
+    (tdir / "config.yaml").write_text(cfg.to_yaml())
+    (tdir / "job.json").write_text(json.dumps(job, indent=1))
+    return tdir / "job.json"
+
+
 def curve_table(tdir: Path) -> str:
     """The trunk's ID/OOD curve from its results file: one row per checkpoint."""
     rows = [r for r in T.read_results(tdir) if r.get("kind") == "checkpoint"]
@@ -53,10 +62,7 @@ def run_sft(cfg: RaysweepConfig, parent_run_id: str | None = None) -> list[Path]
     model_path = str(models.resolve(cfg.model.name))  # build/convert once, on the driver
     dirs = []
     for job in plan_jobs(cfg, model_path, parent_run_id):
-        tdir = Path(job["trunk_dir"])
-        tdir.mkdir(parents=True, exist_ok=True)
-        (tdir / "config.yaml").write_text(cfg.to_yaml())
-        (tdir / "job.json").write_text(json.dumps(job, indent=1))
+        tdir = write_job(job, cfg).parent
         missing = [k for k in cfg.sft.checkpoints if k not in T.finished_steps(tdir)]
         if not missing:
             print(f"[sft seed={job['seed']}] all checkpoints finished in {tdir}; nothing to do", file=sys.stderr)
