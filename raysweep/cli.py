@@ -164,6 +164,26 @@ def cmd_sft(args) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------------------- rl
+
+
+def cmd_rl(args) -> int:
+    from raysweep.config import load_config
+
+    config, overrides = _split_config(args)
+    cfg = load_config(config, overrides)
+    print("# resolved config\n" + cfg.to_yaml(), file=sys.stderr)
+    if args.plan_only:
+        from raysweep.train.rl import plan_job, write_job
+
+        print(write_job(plan_job(cfg), cfg))
+        return 0
+    from raysweep.train.rl import run_rl
+
+    run_rl(cfg)
+    return 0
+
+
 # --------------------------------------------------------------------------------------- config
 
 
@@ -206,6 +226,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plan-only", action="store_true",
                    help="write each seed's job.json (for torchrun -m raysweep.train.sft_worker --job ...) and stop")
     p.set_defaults(func=cmd_sft)
+
+    # rl
+    p = sub.add_parser("rl", help="RL (GRPO or RLOO) from one SFT checkpoint, rewarded by the exact verifier",
+                       description="Train one RL run from the checkpoint named by rl.trunk + rl.sft_step or "
+                                   "rl.checkpoint; ID/OOD evaluated at step 0, every rl.eval_every steps and at the "
+                                   "end. Reruns resume; a finished run is not redone.")
+    _add_config_args(p)
+    p.add_argument("--plan-only", action="store_true",
+                   help="write the run's job.json (for torchrun -m raysweep.train.rl_worker --job ...) and stop")
+    p.set_defaults(func=cmd_rl)
 
     # task
     t = sub.add_parser("task", help="the GeneralPoints task: score answers, solve hands, show prompts")

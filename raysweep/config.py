@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from raysweep.evaluate import EvalConfig
 from raysweep.tasks.generalpoints import TaskConfig
 from raysweep.tracking import TrackingConfig
+from raysweep.train.rl_config import RLConfig
 from raysweep.train.sft_config import SFTConfig
 
 
@@ -47,6 +48,7 @@ class RaysweepConfig(BaseModel):
     task: TaskConfig = Field(default_factory=TaskConfig, description="The GeneralPoints task.")
     eval: EvalConfig = Field(default_factory=EvalConfig, description="ID/OOD evaluation.")
     sft: SFTConfig = Field(default_factory=SFTConfig, description="The SFT trunk(s).")
+    rl: RLConfig = Field(default_factory=RLConfig, description="The RL stage (GRPO/RLOO from one SFT checkpoint).")
     tracking: TrackingConfig = Field(default_factory=TrackingConfig, description="MLflow.")
     output_dir: str = Field("outputs", description="Where results are written (relative to the working directory).")
 

@@ -64,7 +64,7 @@ def test_workers_get_absolute_paths_and_tracking_uri(tmp_path, monkeypatch):
 
 
 def test_deepspeed_config_defers_to_the_trainer():
-    from raysweep.train.sft_config import DeepSpeedConfig
+    from raysweep.train.workers_config import DeepSpeedConfig
 
     ds = deepspeed_config(DeepSpeedConfig(stage=3, offload_optimizer=True, offload_params=True))
     assert ds["bf16"]["enabled"] == "auto" and ds["train_micro_batch_size_per_gpu"] == "auto"

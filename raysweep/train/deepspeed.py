@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from raysweep.train.sft_config import DeepSpeedConfig
+from raysweep.train.workers_config import DeepSpeedConfig
 
 
 def deepspeed_config(ds: DeepSpeedConfig) -> dict:

@@ -31,11 +31,7 @@ def plan_jobs(cfg: RaysweepConfig, model_path: str, parent_run_id: str | None = 
 
 def write_job(job: dict, cfg: RaysweepConfig) -> Path:
     """Create the trunk directory with its resolved config and job file (what torchrun's worker reads)."""
-    tdir = Path(job["trunk_dir"])
-    tdir.mkdir(parents=True, exist_ok=True)
-    (tdir / "config.yaml").write_text(cfg.to_yaml())
-    (tdir / "job.json").write_text(json.dumps(job, indent=1))
-    return tdir / "job.json"
+    return T.write_job(Path(job["trunk_dir"]), job, cfg.to_yaml())
 
 
 def curve_table(tdir: Path) -> str:

@@ -4,30 +4,14 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator
+
+from raysweep.train.workers_config import WorkersConfig
 
 CONSTANT_SCHEDULES = ("constant", "constant_with_warmup")
 
 
-class DeepSpeedConfig(BaseModel):
-    """DeepSpeed ZeRO settings passed to the TRL/transformers trainer (``deepspeed=``)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    stage: Literal[0, 2, 3] = Field(2, description="ZeRO stage: 0 (data parallel), 2 (shard optimizer+grads), 3 (+params).")
-    offload_optimizer: bool = Field(False, description="Keep optimizer state on the CPU (ZeRO-2/3; JIT-builds cpu_adam).")
-    offload_params: bool = Field(False, description="Keep parameters on the CPU (ZeRO-3 only).")
-
-    @model_validator(mode="after")
-    def _check(self):
-        if self.offload_params and self.stage != 3:
-            raise ValueError("deepspeed.offload_params needs deepspeed.stage: 3")
-        if self.offload_optimizer and self.stage == 0:
-            raise ValueError("deepspeed.offload_optimizer needs deepspeed.stage 2 or 3")
-        return self
-
-
-class SFTConfig(BaseModel):
+class SFTConfig(WorkersConfig):
     """One SFT run per seed (the trunk), checkpointed at every requested SFT length.
 
     The learning rate is warmed up and then held constant, so the checkpoint at step k of the trunk is
@@ -51,12 +35,7 @@ class SFTConfig(BaseModel):
     num_examples: int = Field(1000, ge=1, description="Size of the fixed expert SFT set (cycled for as many epochs as needed).")
     expert: Literal["first", "random"] = Field("random", description="Which solver solution an expert answer shows.")
     gradient_checkpointing: bool = Field(False, description="Recompute activations (saves memory, costs time).")
-    precision: Literal["auto", "fp32", "bf16"] = Field("auto", description="auto: bf16 on GPUs that support it, else fp32.")
     logging_steps: int = Field(1, ge=1, description="Train-loss logging interval (steps).")
-    num_workers: int = Field(1, ge=1, description="Ray Train workers (data-parallel ranks) per trunk.")
-    use_gpu: bool | None = Field(None, description="One GPU per worker; default: if the Ray cluster has GPUs.")
-    cpus_per_worker: int = Field(1, ge=1, description="CPUs reserved per worker (also its torch threads).")
-    deepspeed: DeepSpeedConfig = Field(default_factory=DeepSpeedConfig, description="DeepSpeed ZeRO.")
 
     @field_validator("lr_scheduler")
     @classmethod

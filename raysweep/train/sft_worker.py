@@ -18,74 +18,26 @@ import gc
 import json
 import sys
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 from raysweep.train import trunk as T
-from raysweep.train.distributed import Place, barrier, setup
+from raysweep.train.distributed import Place, barrier, plain_loading, setup
+from raysweep.train.record import StageRecorder, StepClock, config_params, eval_key, eval_summary
 
 
-@contextmanager
-def _plain_loading():
-    """Load a full, unpartitioned model even while a ZeRO-3 trainer is alive (transformers would otherwise
-    partition every ``from_pretrained`` under ``zero.Init``): evaluation needs whole weights."""
-    from transformers.integrations import deepspeed as hf_ds
-
-    saved = hf_ds._hf_deepspeed_config_weak_ref
-    hf_ds._hf_deepspeed_config_weak_ref = None
-    try:
-        yield
-    finally:
-        hf_ds._hf_deepspeed_config_weak_ref = saved
-
-
-def _log(place: Place, msg: str) -> None:
-    if place.main:
-        print(msg, file=sys.stderr, flush=True)
-
-
-def _fmt_s(seconds: float) -> str:
-    seconds = int(max(0, seconds))
-    return f"{seconds // 60}m{seconds % 60:02d}s"
-
-
-class _Trunk:
+class _Trunk(StageRecorder):
     """Checkpoint export, evaluation, results and MLflow for one trunk (shared by all ranks)."""
 
     def __init__(self, job: dict, cfg, place: Place, tdir: Path):
-        self.job, self.cfg, self.place, self.tdir = job, cfg, place, tdir
-        self.seed = job["seed"]
-        self.mlflow = None
-        self.tag = f"[sft seed={self.seed}]"
+        super().__init__(cfg, place, tdir, f"[sft seed={job['seed']}]")
+        self.job, self.tdir, self.seed = job, tdir, job["seed"]
 
-    # ------------------------------------------------------------------ tracking (rank 0)
-    def start_tracking(self, data_hash: str) -> None:
-        if not (self.place.main and self.cfg.tracking.enabled):
-            return
-        import mlflow
-
-        from raysweep.tracking import flat_params, start_run
-
+    def start(self, data_hash: str) -> None:
         tags = {"raysweep.kind": "sft", "raysweep.trunk_id": self.job["trunk_id"], "raysweep.seed": str(self.seed),
                 "raysweep.trunk_dir": str(self.tdir)}
-        if self.job.get("parent_run_id"):
-            tags["mlflow.parentRunId"] = self.job["parent_run_id"]
-        params = flat_params(json.loads(self.cfg.model_dump_json()))
+        params = config_params(self.cfg, drop=("sft.seeds",))
         params.update({"seed": str(self.seed), "trunk_id": self.job["trunk_id"], "data_hash": data_hash})
-        params.pop("sft.seeds", None)
-        start_run(self.cfg.tracking, self.cfg.output_dir, self.tdir / "mlflow_run_id", f"sft/seed={self.seed}",
-                  params, tags, {"config.yaml": self.cfg.to_yaml()})
-        self.mlflow = mlflow
-
-    def log_metrics(self, metrics: dict, step: int) -> None:
-        if self.mlflow is not None:
-            self.mlflow.log_metrics({k: float(v) for k, v in metrics.items() if v is not None}, step=step)
-
-    def finish_tracking(self) -> None:
-        if self.mlflow is not None:
-            if (self.tdir / "results.jsonl").is_file():
-                self.mlflow.log_artifact(str(self.tdir / "results.jsonl"))
-            self.mlflow.end_run()
+        self.start_tracking(f"sft/seed={self.seed}", tags, params, self.job.get("parent_run_id"))
 
     # ------------------------------------------------------------------ checkpoints (all ranks)
     def evaluate_and_seal(self, step: int, data_hash: str) -> None:
@@ -96,37 +48,23 @@ class _Trunk:
         barrier()
         cdir = T.checkpoint_dir(self.tdir, step)
         t0 = time.time()
-        with _plain_loading():
+        with plain_loading():
             model, tok = models.load(str(cdir), device=self.place.device)
         results = evaluate(model, tok, self.cfg.task, self.cfg.eval, with_loss=True,
                            rank=self.place.rank, world=self.place.world)
         del model
         gc.collect()
         if self.place.main:
-            summary = {rule: r.summary() for rule, r in results.items()}
             T.write_json_atomic(cdir / "eval.json", {rule: {"summary": r.summary(), "records": r.records}
                                                       for rule, r in results.items()})
-            metrics = {}
-            line = []
-            for rule, r in results.items():
-                metrics.update({f"eval/{rule}/accuracy": r.accuracy, f"eval/{rule}/ci_low": r.ci95[0],
-                                f"eval/{rule}/ci_high": r.ci95[1], f"eval/{rule}/loss": r.loss,
-                                **{f"eval/{rule}/{v}": c / r.n for v, c in r.verdicts.items()}})
-                line.append(f"{rule} {r.accuracy:.3f} [{r.ci95[0]:.3f},{r.ci95[1]:.3f}] loss {r.loss:.3f}")
-            self.log_metrics(metrics, step)
-            T.append_result(self.tdir, {"kind": "checkpoint", "step": step, "path": str(cdir), "eval": summary,
-                                        "eval_seconds": time.time() - t0})
+            self.record_eval(step, eval_summary(results), time.time() - t0, kind="checkpoint", path=str(cdir))
             manifest = {
                 "seed": self.seed, "step": step, "trunk_id": self.job["trunk_id"], "trunk_dir": str(self.tdir),
                 "base_model": self.cfg.model.name, "base_model_path": self.job["model_path"],
                 "data_hash": data_hash, "config_hash": self.job["trunk_id"], "config_digest": self.cfg.digest(),
-                "eval": {rule: {"accuracy": r.accuracy, "ci95": r.ci95, "n": r.n, "loss": r.loss}
-                         for rule, r in results.items()},
-                "created": time.time(),
+                "eval_key": eval_key(self.cfg), "eval": eval_summary(results), "created": time.time(),
             }
             T.write_json_atomic(cdir / "manifest.json", manifest)
-            _log(self.place, f"{self.tag} checkpoint step {step}: " + " | ".join(line)
-                 + f"  ({time.time() - t0:.0f}s)")
         barrier()
 
 
@@ -180,7 +118,7 @@ def sft_worker(job: dict) -> dict | None:
     _check_lengths(tokenizer, dataset, sft.max_length)  # before any work, not after the step-0 evaluation
     todo = [k for k in sft.checkpoints if k not in T.finished_steps(tdir)]
     if not todo:
-        _log(place, f"{trunk.tag} all checkpoints {list(sft.checkpoints)} already finished in {tdir}")
+        trunk.log(f"all checkpoints {list(sft.checkpoints)} already finished in {tdir}")
         return {"finished": sorted(T.finished_steps(tdir))} if place.main else None
     resume = T.latest_trainer_checkpoint(tdir)
     resume_step = int(resume.name.split("-")[1]) if resume else 0
@@ -189,8 +127,8 @@ def sft_worker(job: dict) -> dict | None:
         raise ValueError(
             f"sft.checkpoints: steps {behind} are before this trunk's saved training state (step {resume_step}); "
             "producing them would retrain a finished prefix. Drop them, or start a new trunk (another seed).")
-    trunk.start_tracking(data_hash)
-    _log(place, f"{trunk.tag} trunk {tdir} | to do: steps {todo} | world {place.world} on {place.device}"
+    trunk.start(data_hash)
+    trunk.log(f"trunk {tdir} | to do: steps {todo} | world {place.world} on {place.device}"
          + (f" | resuming from step {resume_step}" if resume else ""))
     if place.main and resume:
         T.append_result(tdir, {"kind": "resume", "from_step": resume_step, "todo": todo})
@@ -206,7 +144,7 @@ def sft_worker(job: dict) -> dict | None:
     from trl import SFTConfig as TRLSFTConfig
     from trl import SFTTrainer
 
-    bf16 = sft.precision == "bf16" or (sft.precision == "auto" and place.cuda and torch.cuda.is_bf16_supported())
+    bf16 = sft.bf16(place.cuda)
     args = TRLSFTConfig(
         output_dir=str(tdir / "trainer"),
         max_steps=sft.max_steps,
@@ -243,18 +181,17 @@ def sft_worker(job: dict) -> dict | None:
 
     class TrunkCallback(TrainerCallback):
         def __init__(self):
-            self.t_start, self.s_start, self.paused = time.time(), None, 0.0
+            self.clock = StepClock()
 
         def _seal(self, step: int) -> None:
             t0 = time.time()
             holder["trainer"].save_model(str(T.checkpoint_dir(tdir, step)))  # all ranks (ZeRO-3 gathers)
             trunk.evaluate_and_seal(step, data_hash)
             todo_set.discard(step)
-            self.paused += time.time() - t0  # step times exclude checkpointing and evaluation
+            self.clock.pause(time.time() - t0)  # step times exclude checkpointing and evaluation
 
         def on_train_begin(self, args, state, control, **kw):
-            self.s_start = state.global_step
-            self.t_start = time.time()
+            self.clock.start(state.global_step)
             if state.global_step in todo_set:  # killed after the trainer saved this step, before it was sealed
                 self._seal(state.global_step)
 
@@ -270,13 +207,11 @@ def sft_worker(job: dict) -> dict | None:
             if not place.main or not logs or "loss" not in logs:
                 return
             step = state.global_step
-            rate = (time.time() - self.t_start - self.paused) / max(1, step - self.s_start)
             rec = {k: logs[k] for k in ("loss", "learning_rate", "grad_norm", "num_tokens") if k in logs}
             T.append_result(tdir, {"kind": "train", "step": step, **rec})
             trunk.log_metrics({f"train/{k}": v for k, v in rec.items()}, step)
-            print(f"{trunk.tag} step {step}/{sft.max_steps} loss {logs['loss']:.4f} "
-                  f"lr {logs.get('learning_rate', 0):.2e} | {rate:.2f} s/step | "
-                  f"ETA {_fmt_s(rate * (sft.max_steps - step))}", file=sys.stderr, flush=True)
+            trunk.log(f"step {step}/{sft.max_steps} loss {logs['loss']:.4f} lr {logs.get('learning_rate', 0):.2e} | "
+                      f"{self.clock.rate(step):.2f} s/step | ETA {self.clock.eta(step, sft.max_steps)}")
 
     trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
                          callbacks=[TrunkCallback()])

@@ -83,3 +83,11 @@ def latest_trainer_checkpoint(tdir: Path) -> Path | None:
         return None
     done = [p for p in root.glob("checkpoint-*") if (p / "trainer_state.json").is_file()]
     return max(done, key=lambda p: int(p.name.split("-")[1]), default=None)
+
+
+def write_job(run_dir: Path, job: dict, config_yaml: str) -> Path:
+    """Create a run directory with its resolved config and the job file its workers read; the job path."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.yaml").write_text(config_yaml)
+    (run_dir / "job.json").write_text(json.dumps(job, indent=1))
+    return run_dir / "job.json"

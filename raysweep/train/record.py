@@ -1,0 +1,135 @@
+"""What a training stage records, shared by SFT and RL workers: its results file, its MLflow run,
+evaluation metrics, and progress lines with an ETA.
+
+Every rank holds a :class:`StageRecorder`; only rank 0 writes (the results file, MLflow, stderr).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+from raysweep.train import trunk as T
+from raysweep.train.distributed import Place
+
+
+def fmt_s(seconds: float) -> str:
+    seconds = int(max(0, seconds))
+    return f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+def eval_summary(results: dict) -> dict:
+    """``{rule: RuleResult}`` -> ``{rule: summary dict}``: what results files and manifests keep."""
+    return {rule: r.summary() for rule, r in results.items()}
+
+
+def eval_metrics(summary: dict[str, dict]) -> tuple[dict[str, float], str]:
+    """MLflow metrics (``eval/<rule>/...``) and a one-line digest of an :func:`eval_summary`."""
+    metrics: dict[str, float] = {}
+    line = []
+    for rule, r in summary.items():
+        lo, hi = r["ci95"]
+        metrics.update({f"eval/{rule}/accuracy": r["accuracy"], f"eval/{rule}/ci_low": lo, f"eval/{rule}/ci_high": hi,
+                        **{f"eval/{rule}/{v}": c / max(1, r["n"]) for v, c in r.get("verdicts", {}).items()}})
+        text = f"{rule} {r['accuracy']:.3f} [{lo:.3f},{hi:.3f}] n={r['n']}"
+        if r.get("loss") is not None:
+            metrics[f"eval/{rule}/loss"] = r["loss"]
+            text += f" loss {r['loss']:.3f}"
+        line.append(text)
+    return metrics, " | ".join(line)
+
+
+class StepClock:
+    """Seconds per optimizer step, excluding pauses (checkpointing, evaluation), and the ETA."""
+
+    def __init__(self):
+        self.t_start, self.s_start, self.paused = time.time(), 0, 0.0
+
+    def start(self, step: int) -> None:
+        self.t_start, self.s_start, self.paused = time.time(), step, 0.0
+
+    def pause(self, seconds: float) -> None:
+        self.paused += seconds
+
+    def rate(self, step: int) -> float:
+        return (time.time() - self.t_start - self.paused) / max(1, step - self.s_start)
+
+    def eta(self, step: int, total: int) -> str:
+        return fmt_s(self.rate(step) * max(0, total - step))
+
+
+class StageRecorder:
+    """Results file, MLflow run and progress output for one stage run (a trunk, an RL job)."""
+
+    def __init__(self, cfg, place: Place, run_dir: Path, tag: str):
+        self.cfg, self.place, self.run_dir, self.tag = cfg, place, run_dir, tag
+        self.mlflow = None
+
+    @property
+    def main(self) -> bool:
+        return self.place.main
+
+    def log(self, msg: str) -> None:
+        if self.place.main:
+            print(f"{self.tag} {msg}", file=sys.stderr, flush=True)
+
+    def append(self, record: dict) -> None:
+        if self.place.main:
+            T.append_result(self.run_dir, record)
+
+    def start_tracking(self, run_name: str, tags: dict[str, str], params: dict[str, str],
+                       parent_run_id: str | None = None) -> str | None:
+        """Start (or resume, via ``<run_dir>/mlflow_run_id``) this run's MLflow run on rank 0; its id."""
+        if not (self.place.main and self.cfg.tracking.enabled):
+            return None
+        import mlflow
+
+        from raysweep.tracking import start_run
+
+        if parent_run_id:
+            tags = {**tags, "mlflow.parentRunId": parent_run_id}
+        run = start_run(self.cfg.tracking, self.cfg.output_dir, self.run_dir / "mlflow_run_id", run_name,
+                        params, tags, {"config.yaml": self.cfg.to_yaml()})
+        self.mlflow = mlflow
+        return run.info.run_id
+
+    def log_metrics(self, metrics: dict, step: int) -> None:
+        if self.mlflow is not None:
+            self.mlflow.log_metrics({k: float(v) for k, v in metrics.items() if v is not None}, step=step)
+
+    def finish_tracking(self, artifacts: tuple[str, ...] = ("results.jsonl",)) -> None:
+        if self.mlflow is not None:
+            for name in artifacts:
+                if (self.run_dir / name).is_file():
+                    self.mlflow.log_artifact(str(self.run_dir / name))
+            self.mlflow.end_run()
+            self.mlflow = None
+
+    def record_eval(self, step: int, summary: dict, seconds: float, kind: str = "eval", **extra) -> None:
+        """Rank 0: the evaluation (an :func:`eval_summary`) at ``step`` to MLflow, the results file (a
+        ``kind`` record) and stderr."""
+        if not self.place.main:
+            return
+        metrics, line = eval_metrics(summary)
+        self.log_metrics(metrics, step)
+        self.append({"kind": kind, "step": step, **extra, "eval": summary, "eval_seconds": seconds})
+        self.log(f"{kind} step {step}: {line} ({seconds:.0f}s)")
+
+
+def eval_key(cfg) -> str:
+    """What an evaluation's numbers depend on besides the weights (task and eval settings): equal keys,
+    comparable (and reusable) numbers."""
+    task = cfg.task.model_dump(mode="json", exclude={"reward"})  # the reward scheme changes no accuracy
+    return T.digest({"task": task, "eval": cfg.eval.model_dump(mode="json")}, 16)
+
+
+def config_params(cfg, drop: tuple[str, ...] = ()) -> dict[str, str]:
+    """The resolved config as flat MLflow params."""
+    from raysweep.tracking import flat_params
+
+    params = flat_params(json.loads(cfg.model_dump_json()))
+    for key in drop:
+        params.pop(key, None)
+    return params

@@ -1,0 +1,45 @@
+"""The RL reward: the exact GeneralPoints verifier, as a TRL reward function.
+
+TRL calls ``reward(prompts=..., completions=..., completion_ids=..., cards=..., rule=..., **kw)`` with the
+dataset's extra columns (``cards``, ``rule``) per completion, and gives it ``log_metric`` to report extra
+step metrics; the reward of each completion is ``score(...).reward`` under the task's scheme, and the
+share of each verdict (correct, wrong_value, wrong_cards, malformed) is logged per step.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any, Sequence
+
+from raysweep.tasks.generalpoints import VERDICTS, TaskConfig, score
+
+
+def completion_text(completion: Any) -> str:
+    """A completion as text: TRL passes conversational completions as ``[{"role", "content"}]``."""
+    if isinstance(completion, str):
+        return completion
+    if isinstance(completion, dict):
+        return str(completion.get("content", ""))
+    return "".join(str(m.get("content", "")) if isinstance(m, dict) else str(m) for m in completion)
+
+
+class VerifierReward:
+    """Picklable TRL reward function scoring answers with :func:`score` under ``task``'s rules and scheme."""
+
+    __name__ = "verifier"  # TRL names the per-function reward metrics after it: rewards/verifier/mean
+
+    def __init__(self, task: TaskConfig):
+        self.task = task
+
+    def __call__(self, prompts: Sequence | None = None, completions: Sequence = (), cards: Sequence = (),
+                 rule: Sequence = (), log_metric=None, **_: Any) -> list[float]:
+        if len(cards) != len(completions) or len(rule) != len(completions):
+            raise ValueError(f"reward: {len(completions)} completions but {len(cards)} cards and {len(rule)} rules "
+                             "(the RL dataset must keep its 'cards' and 'rule' columns)")
+        scores = [score(c, completion_text(a), self.task.rule(r), self.task.target, self.task.reward)
+                  for a, c, r in zip(completions, cards, rule)]
+        if log_metric is not None and scores:
+            counts = Counter(s.verdict for s in scores)
+            for v in VERDICTS:
+                log_metric(f"verdict/{v}", counts[v] / len(scores))
+        return [s.reward for s in scores]

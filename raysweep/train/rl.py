@@ -1,0 +1,148 @@
+"""``raysweep rl``: one RL job (GRPO or RLOO) from one SFT checkpoint, as a Ray Train run of :func:`rl_worker`.
+
+Layout (``<output_dir>/rl/<run_id>/``)::
+
+    config.yaml, job.json    the resolved config and what the workers read
+    parent.json              the starting checkpoint: its path and manifest (the run's lineage)
+    results.jsonl            per-step reward/KL/length records, ID/OOD evaluations, resumes
+    mlflow_run_id            the run's MLflow run (resumed, never duplicated)
+    trainer/                 the trainer's resumable state (latest only)
+    final/                   the trained policy, HF format, + manifest.json (written last: the run is finished)
+
+``run_id`` hashes the start (trunk id, seed and SFT step, or the checkpoint's path), the model, the task
+and the RL settings that shape the trajectory, so the same request resumes the same run.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from raysweep.config import ConfigError, RaysweepConfig
+from raysweep.train import trunk as T
+from raysweep.train.sft import for_workers
+
+
+@dataclass(frozen=True)
+class Start:
+    """Where an RL run starts: a model directory and, for trunk checkpoints, its manifest."""
+
+    path: Path
+    manifest: dict | None
+    spec: str
+
+    def identity(self) -> dict:
+        m = self.manifest
+        if m and "trunk_id" in m:
+            return {"trunk_id": m["trunk_id"], "seed": m["seed"], "step": m["step"]}
+        return {"path": str(self.path)}
+
+    def describe(self) -> str:
+        m = self.manifest
+        if m and "trunk_id" in m:
+            return f"trunk {m['trunk_id']} seed {m['seed']} SFT step {m['step']}"
+        return str(self.path)
+
+
+def resolve_start(cfg: RaysweepConfig) -> Start:
+    """The checkpoint named by ``rl.trunk`` + ``rl.sft_step`` or ``rl.checkpoint``; errors name the fix."""
+    rl = cfg.rl
+    if rl.trunk:
+        tdir = Path(rl.trunk).resolve()
+        if not (tdir / "checkpoints").is_dir():
+            raise ConfigError(f"rl.trunk={rl.trunk}: not a trunk directory (expected "
+                              "<output_dir>/trunks/<trunk_id>/seed-<s> with checkpoints/); run `raysweep sft` first")
+        cdir = T.checkpoint_dir(tdir, rl.sft_step)
+        manifest = T.read_manifest(cdir)
+        if manifest is None:
+            raise ConfigError(f"rl.sft_step={rl.sft_step}: the trunk has no finished checkpoint at that step; "
+                              f"finished steps: {sorted(T.finished_steps(tdir))}")
+        return Start(cdir, manifest, str(cdir))
+    if rl.checkpoint:
+        from raysweep import models
+
+        try:
+            path = models.resolve(rl.checkpoint)
+        except models.ModelError as exc:
+            raise ConfigError(f"rl.checkpoint={rl.checkpoint}: {exc}") from None
+        return Start(Path(path).resolve(), T.read_manifest(Path(path)), rl.checkpoint)
+    raise ConfigError("rl: name the starting checkpoint: rl.trunk=<trunk dir> rl.sft_step=<k>, "
+                      "or rl.checkpoint=<checkpoint dir | model spec>")
+
+
+def run_id(cfg: RaysweepConfig, start: Start) -> str:
+    return T.digest({"start": start.identity(), "model": cfg.model.name, "task": cfg.task.model_dump(mode="json"),
+                     "rl": cfg.rl.identity()})
+
+
+def run_dir(cfg: RaysweepConfig, rid: str) -> Path:
+    return Path(cfg.output_dir).resolve() / "rl" / rid
+
+
+def is_finished(rdir: Path) -> bool:
+    return (rdir / "final" / "manifest.json").is_file()
+
+
+def _trunk_run_id(start: Start) -> str | None:
+    """The MLflow run of the trunk the start came from (for lineage tags)."""
+    m = start.manifest or {}
+    f = Path(m.get("trunk_dir", "/nonexistent")) / "mlflow_run_id"
+    return f.read_text().strip() if f.is_file() else None
+
+
+def plan_job(cfg: RaysweepConfig, parent_run_id: str | None = None) -> dict:
+    """What the RL workers need: the config (absolute paths), the start, the run directory."""
+    start = resolve_start(cfg)
+    rid = run_id(cfg, start)
+    return {"config": json.loads(for_workers(cfg).model_dump_json()), "run_id": rid,
+            "run_dir": str(run_dir(cfg, rid)), "start_path": str(start.path), "start_spec": start.spec,
+            "start_manifest": start.manifest, "start_identity": start.identity(), "start": start.describe(),
+            "trunk_run_id": _trunk_run_id(start), "parent_run_id": parent_run_id}
+
+
+def write_job(job: dict, cfg: RaysweepConfig) -> Path:
+    rdir = Path(job["run_dir"])
+    path = T.write_job(rdir, job, cfg.to_yaml())
+    T.write_json_atomic(rdir / "parent.json", {"path": job["start_path"], "spec": job["start_spec"],
+                                                "manifest": job["start_manifest"]})
+    return path
+
+
+def before_after(rdir: Path) -> str:
+    """ID/OOD accuracy at every evaluated step of an RL run, from its results file (latest record per step)."""
+    rows = {r["step"]: r for r in T.read_results(rdir) if r.get("kind") == "eval"}
+    if not rows:
+        return "(no evaluations recorded)"
+    rules = list(next(iter(rows.values()))["eval"])
+    out = [f"{'step':>6}" + "".join(f"  {rule + ' acc [95% CI]':<30}" for rule in rules)]
+    for step in sorted(rows):
+        line = f"{step:>6}"
+        for rule in rules:
+            e = rows[step]["eval"][rule]
+            line += f"  {e['accuracy']:.3f} [{e['ci95'][0]:.3f}, {e['ci95'][1]:.3f}] n={e['n']:<6}"
+        out.append(line)
+    return "\n".join(out)
+
+
+def run_rl(cfg: RaysweepConfig, parent_run_id: str | None = None) -> Path:
+    """Train (or resume) one RL run; return its directory. A finished run is not redone."""
+    from raysweep.train.launch import run_on_workers
+    from raysweep.train.rl_worker import rl_worker
+
+    job = plan_job(cfg, parent_run_id)
+    rdir = write_job(job, cfg).parent
+    tag = f"[rl {cfg.rl.algorithm} {job['run_id']}]"
+    if is_finished(rdir):
+        print(f"{tag} already finished: {rdir}", file=sys.stderr)
+    else:
+        print(f"{tag} from {job['start']} -> {rdir}", file=sys.stderr)
+        t0 = time.time()
+        run_on_workers(rl_worker, job, num_workers=cfg.rl.num_workers, use_gpu=cfg.rl.use_gpu,
+                       cpus_per_worker=cfg.rl.cpus_per_worker, name=f"rl-{job['run_id']}",
+                       storage_path=Path(cfg.output_dir) / "ray")
+        print(f"{tag} done in {time.time() - t0:.0f}s: {rdir}", file=sys.stderr)
+    print(f"# rl {job['run_id']}  from {job['start']}  {rdir}\n{before_after(rdir)}")
+    return rdir

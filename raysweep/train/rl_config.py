@@ -1,0 +1,80 @@
+"""Configuration of the RL stage: GRPO or RLOO from one SFT checkpoint, rewarded by the exact verifier."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import ConfigDict, Field, model_validator
+
+from raysweep.train.workers_config import WorkersConfig
+
+
+class RLConfig(WorkersConfig):
+    """One RL job: which SFT checkpoint it starts from, the algorithm and its settings.
+
+    The start is named explicitly, either ``checkpoint`` (any checkpoint directory: HF weights, with or
+    without a raysweep manifest) or ``trunk`` + ``sft_step`` (a trunk directory and one of its SFT
+    lengths). ``batch_size`` counts prompts per optimizer step over all workers; each prompt gets
+    ``num_generations`` completions, so a step scores ``batch_size * num_generations`` answers.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    checkpoint: str | None = Field(None, description="Start from this checkpoint directory (alternative to trunk + sft_step).")
+    trunk: str | None = Field(None, description="A trunk directory (<output_dir>/trunks/<id>/seed-<s>) to start from ...")
+    sft_step: int | None = Field(None, ge=0, description="... at this SFT length (one of the trunk's finished checkpoints).")
+    algorithm: Literal["grpo", "rloo"] = Field("grpo", description="grpo (TRL GRPOTrainer) or rloo (TRL RLOOTrainer).")
+    learning_rate: float = Field(1e-6, gt=0, description="Constant learning rate after warm-up.")
+    beta: float = Field(0.04, ge=0, description="KL coefficient against the starting checkpoint (0: no reference model).")
+    num_generations: int = Field(8, ge=2, description="Completions sampled per prompt (the group).")
+    temperature: float = Field(1.0, gt=0, description="Sampling temperature of the rollouts.")
+    top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling mass of the rollouts.")
+    max_completion_length: int | None = Field(
+        None, ge=1, description="Rollout token budget; default: as evaluation (1.5x the longest expert answer, +8).")
+    max_steps: int = Field(50, ge=1, description="Optimizer steps.")
+    batch_size: int = Field(4, ge=1, description="Prompts per optimizer step, over all workers.")
+    gradient_accumulation_steps: int = Field(1, ge=1, description="Micro-steps per optimizer step (splits each step's batch).")
+    warmup_steps: int = Field(0, ge=0, description="Linear warm-up steps.")
+    epsilon: float = Field(0.2, gt=0, description="Clipping range of the policy ratio.")
+    num_prompts: int = Field(1000, ge=1, description="Size of the RL prompt pool (training-rule hands from the training pool).")
+    seed: int = Field(0, description="Seed of the prompt pool, its order and the rollouts.")
+    eval_every: int = Field(10, ge=0, description="Evaluate ID/OOD every this many steps (and at 0 and the end); 0: only 0 and end.")
+    save_every: int = Field(10, ge=1, description="Save the resumable trainer state every this many steps.")
+    logging_steps: int = Field(1, ge=1, description="Step-metric logging interval.")
+    gradient_checkpointing: bool = Field(False, description="Recompute activations (saves memory, costs time).")
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.checkpoint and (self.trunk or self.sft_step is not None):
+            raise ValueError("give rl.checkpoint or rl.trunk + rl.sft_step, not both")
+        if bool(self.trunk) != (self.sft_step is not None):
+            raise ValueError("rl.trunk and rl.sft_step go together (the trunk directory and one of its SFT lengths)")
+        completions = self.batch_size * self.num_generations
+        per_step = self.num_workers * self.gradient_accumulation_steps
+        if completions % per_step:
+            raise ValueError(
+                f"rl.batch_size * rl.num_generations = {completions} completions per step must split evenly over "
+                f"rl.num_workers * rl.gradient_accumulation_steps = {per_step} micro-batches; "
+                f"e.g. set rl.batch_size to a multiple of {per_step}")
+        return self
+
+    @property
+    def has_start(self) -> bool:
+        return bool(self.checkpoint or self.trunk)
+
+    @property
+    def per_device_batch_size(self) -> int:
+        """Completions per worker per micro-step (TRL's per_device_train_batch_size)."""
+        return self.batch_size * self.num_generations // (self.num_workers * self.gradient_accumulation_steps)
+
+    def eval_steps(self) -> list[int]:
+        """Steps at which ID/OOD are evaluated: 0, every ``eval_every``, and the last."""
+        steps = {0, self.max_steps}
+        if self.eval_every:
+            steps.update(range(self.eval_every, self.max_steps, self.eval_every))
+        return sorted(steps)
+
+    def identity(self) -> dict:
+        """Fields that shape the RL trajectory (not: where it starts, which the run id adds, nor logging)."""
+        return self.model_dump(mode="json", exclude={"checkpoint", "trunk", "sft_step", "eval_every", "save_every",
+                                                     "logging_steps"})

@@ -1,0 +1,251 @@
+"""RL stage: the verifier reward, config checks, and real GRPO/RLOO on Ray Train workers with DeepSpeed ZeRO."""
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from raysweep.config import ConfigError, load_config
+from raysweep.tasks.generalpoints import REWARD_SCHEMES, TaskConfig, score
+from raysweep.train import trunk as T
+from raysweep.train.rewards import VerifierReward, completion_text
+
+# ------------------------------------------------------------------------------------ the reward
+
+ANSWERS = [  # (cards, answer text, rule, verdict)
+    (["4", "6", "2", "2"], "Numbers: 4, 6, 2, 2\nFormula: 4*6*(2-2+1)", "id", "wrong_cards"),
+    (["4", "6", "2", "2"], "Numbers: 4, 6, 2, 2\nFormula: 4*6+2-2", "id", "correct"),
+    (["4", "6", "2", "2"], '{"cards": ["4", "6", "2", "2"], "formula": "(4+2)*(6-2)=24"}', "id", "correct"),
+    (["4", "6", "2", "2"], "Formula: 4*6+2*2", "id", "wrong_value"),
+    (["K", "2", "A", "A"], "Formula: (10+2)*(1+1)", "id", "correct"),
+    (["K", "2", "A", "A"], "Formula: (10+2)*(1+1)", "ood", "wrong_cards"),
+    (["K", "2", "A", "A"], "Formula: 13*2-1-1", "ood", "correct"),
+    (["4", "6", "2", "2"], "I think the answer is twenty-four", "id", "malformed"),
+    (["4", "6", "2", "2"], "Formula: 4*6+(2-2", "id", "malformed"),
+    (["4", "6", "2", "2"], "", "id", "malformed"),
+]
+
+
+@pytest.mark.parametrize("scheme", sorted(REWARD_SCHEMES))
+def test_reward_agrees_with_score_on_every_verdict(scheme):
+    task = TaskConfig(reward=scheme)
+    reward = VerifierReward(task)
+    logged = {}
+    completions = [[{"role": "assistant", "content": a}] for _, a, _, _ in ANSWERS]  # TRL's conversational form
+    got = reward(prompts=[None] * len(ANSWERS), completions=completions, cards=[c for c, *_ in ANSWERS],
+                 rule=[r for *_, r, _ in ANSWERS], log_metric=lambda k, v: logged.__setitem__(k, v),
+                 completion_ids=None, trainer_state=None)
+    expected = [score(c, a, r, 24, scheme) for c, a, r, _ in ANSWERS]
+    assert [e.verdict for e in expected] == [v for *_, v in ANSWERS]  # the table means what it says
+    assert got == [e.reward for e in expected]
+    assert got == [REWARD_SCHEMES[scheme][v] for *_, v in ANSWERS]
+    assert logged["verdict/correct"] == pytest.approx(4 / len(ANSWERS))
+    assert logged["verdict/malformed"] == pytest.approx(3 / len(ANSWERS))
+    assert sum(logged.values()) == pytest.approx(1.0)
+
+
+def test_reward_refuses_a_dataset_without_its_columns():
+    with pytest.raises(ValueError, match="'cards' and 'rule' columns"):
+        VerifierReward(TaskConfig())(completions=["Formula: 1+1"], cards=[], rule=[])
+    assert completion_text("plain") == "plain" and completion_text([{"content": "a"}, {"content": "b"}]) == "ab"
+
+
+# ------------------------------------------------------------------------------------ config and planning
+
+
+def test_rl_config_checks_name_the_field():
+    with pytest.raises(ConfigError, match="rl.checkpoint or rl.trunk"):
+        load_config(None, ["rl.checkpoint=x", "rl.trunk=y", "rl.sft_step=2"])
+    with pytest.raises(ConfigError, match="go together"):
+        load_config(None, ["rl.trunk=y"])
+    with pytest.raises(ConfigError, match="must split evenly"):
+        load_config(None, ["rl.batch_size=3", "rl.num_generations=3", "rl.num_workers=2"])
+    with pytest.raises(ConfigError, match="rl.num_generations"):
+        load_config(None, ["rl.num_generations=1"])
+    with pytest.raises(ConfigError, match="rl.algorithm"):
+        load_config(None, ["rl.algorithm=ppo"])
+    rl = load_config(None, ["rl.max_steps=25", "rl.eval_every=10", "rl.batch_size=4", "rl.num_generations=8",
+                            "rl.num_workers=2", "rl.gradient_accumulation_steps=2"]).rl
+    assert rl.eval_steps() == [0, 10, 20, 25]
+    assert rl.per_device_batch_size == 8  # 4 prompts x 8 completions over 2 workers x 2 micro-steps
+    assert load_config(None, ["rl.eval_every=0", "rl.max_steps=5"]).rl.eval_steps() == [0, 5]
+
+
+def test_start_must_be_named_and_must_exist(tmp_path):
+    from raysweep.train.rl import resolve_start
+
+    with pytest.raises(ConfigError, match="name the starting checkpoint"):
+        resolve_start(load_config(None, []))
+    with pytest.raises(ConfigError, match="not a trunk directory"):
+        resolve_start(load_config(None, [f"rl.trunk={tmp_path}", "rl.sft_step=10"]))
+    tdir = tmp_path / "trunk"
+    (T.checkpoint_dir(tdir, 10)).mkdir(parents=True)
+    (T.checkpoint_dir(tdir, 20)).mkdir(parents=True)
+    (T.checkpoint_dir(tdir, 20) / "manifest.json").write_text(json.dumps({"step": 20}))
+    with pytest.raises(ConfigError, match=r"finished steps: \[20\]"):
+        resolve_start(load_config(None, [f"rl.trunk={tdir}", "rl.sft_step=10"]))
+    with pytest.raises(ConfigError, match="rl.checkpoint"):
+        resolve_start(load_config(None, [f"rl.checkpoint={tmp_path / 'nope'}"]))
+
+
+def test_run_id_follows_the_trajectory_not_the_bookkeeping(tiny_path, tmp_path):
+    from raysweep.train.rl import plan_job
+
+    base = [f"rl.checkpoint={tiny_path}", "model.name=tiny", f"output_dir={tmp_path}"]
+    a = plan_job(load_config(None, base))
+    assert a["run_id"] == plan_job(load_config(None, base + ["rl.eval_every=3", "rl.save_every=2"]))["run_id"]
+    assert a["run_id"] != plan_job(load_config(None, base + ["rl.learning_rate=2e-6"]))["run_id"]
+    assert a["run_id"] != plan_job(load_config(None, base + ["rl.algorithm=rloo"]))["run_id"]
+    assert a["run_dir"] == str(tmp_path / "rl" / a["run_id"]) and a["start_manifest"] is None
+
+
+# ------------------------------------------------------------------------------------ integration
+
+
+def _weights(path):
+    from safetensors.torch import load_file
+
+    return load_file(str(Path(path) / "model.safetensors"))
+
+
+TRUNK_STEP = 80  # measured: at temperature 1, ~55% of its answers parse (wrong cards), ~45% are malformed
+
+
+@pytest.fixture(scope="module")
+def tiny_trunk(tmp_path_factory):
+    """A tiny SFT trunk that has learned the answer format (so sampled answers earn different paper rewards),
+    trained by the SFT worker as a plain process (the path torchrun uses). Shares output_dir with the RL runs."""
+    from raysweep import models
+    from raysweep.train.sft import plan_jobs, write_job
+
+    out = tmp_path_factory.mktemp("rl") / "out"
+    cfg = load_config(None, ["model.name=tiny", "eval.n=16", f"sft.checkpoints=[0, {TRUNK_STEP}]",
+                             "sft.learning_rate=3e-3", "sft.per_device_batch_size=16", "sft.num_examples=256",
+                             "sft.warmup_steps=0", "sft.deepspeed.stage=0", f"output_dir={out}"])
+    (job,) = plan_jobs(cfg, str(models.resolve("tiny")))
+    path = write_job(job, cfg)
+    done = subprocess.run([sys.executable, "-m", "raysweep.train.sft_worker", "--job", str(path)],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-4000:]
+    return out, Path(job["trunk_dir"])
+
+
+def rl_overrides(out, tdir, *extra):
+    return ["model.name=tiny", "eval.n=16", "task.reward=paper", f"rl.trunk={tdir}", f"rl.sft_step={TRUNK_STEP}",
+            "rl.batch_size=4", "rl.num_generations=4", "rl.num_prompts=64", "rl.learning_rate=1e-3",
+            f"output_dir={out}", *extra]
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("algorithm,stage", [("grpo", 2), ("rloo", 3)])
+def test_rl_on_two_ray_workers_with_zero(algorithm, stage, tiny_trunk, monkeypatch):
+    import torch
+    from mlflow.tracking import MlflowClient
+
+    from raysweep.train.rl import run_rl
+
+    out, tdir = tiny_trunk
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    cfg = load_config(None, rl_overrides(out, tdir, f"rl.algorithm={algorithm}", f"rl.deepspeed.stage={stage}",
+                                         "rl.num_workers=2", "rl.max_steps=4", "rl.eval_every=2"))
+    rdir = run_rl(cfg)
+
+    # the trained policy is kept in HF format, with its lineage, and differs from where it started
+    final = rdir / "final"
+    manifest = json.loads((final / "manifest.json").read_text())
+    start = T.checkpoint_dir(tdir, TRUNK_STEP)
+    assert manifest["algorithm"] == algorithm and manifest["step"] == 4
+    assert manifest["parent"]["path"] == str(start) and manifest["parent"]["manifest"]["step"] == TRUNK_STEP
+    assert json.loads((rdir / "parent.json").read_text())["manifest"]["trunk_id"] == tdir.parent.name
+    w0, w1 = _weights(start), _weights(final)
+    changed = [k for k in w1 if not torch.equal(w0[k], w1[k])]
+    assert len(changed) >= len(w1) - 1, "RL should move (nearly) every tensor"
+
+    # step metrics and evaluations, in the results file
+    results = list(T.read_results(rdir))
+    train = [r for r in results if r["kind"] == "train"]
+    assert [r["step"] for r in train] == [1, 2, 3, 4]
+    for r in train:
+        assert -3 <= r["reward"] <= 5 and 0 < r["completions/mean_length"] <= 200 and r["kl"] >= 0
+        assert r["verdict/correct"] + r["verdict/wrong_value"] + r["verdict/wrong_cards"] + r["verdict/malformed"] \
+            == pytest.approx(1.0)
+    assert any(r["kl"] > 0 for r in train[1:]), "the policy never moved away from its start"
+    evals = [r for r in results if r["kind"] == "eval"]
+    assert [r["step"] for r in evals] == [0, 2, 4]
+    assert evals[0]["reused_from"] == str(start)  # step 0 is the trunk checkpoint's own evaluation
+    assert all(e["eval"][rule]["n"] == 16 for e in evals for rule in ("id", "ood"))
+
+    # one MLflow run, tagged with its parent checkpoint and trunk run, with step-wise metrics
+    client = MlflowClient(tracking_uri=f"sqlite:///{out / 'mlflow.db'}")
+    run = client.get_run((rdir / "mlflow_run_id").read_text().strip())
+    tags = run.data.tags
+    assert tags["raysweep.kind"] == "rl" and tags["raysweep.algorithm"] == algorithm
+    assert tags["raysweep.parent_checkpoint"] == str(start) and tags["raysweep.parent_sft_step"] == str(TRUNK_STEP)
+    assert tags["raysweep.parent_trunk_run"] == (tdir / "mlflow_run_id").read_text().strip()
+    assert run.data.params["rl.algorithm"] == algorithm and run.data.params["rl.deepspeed.stage"] == str(stage)
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "train/reward")] == [1, 2, 3, 4]
+    assert sorted(m.step for m in client.get_metric_history(run.info.run_id, "eval/ood/accuracy")) == [0, 2, 4]
+
+    # a rerun finds the run finished and trains nothing
+    assert run_rl(cfg) == rdir
+    assert list(T.read_results(rdir)) == results
+
+
+def _kill_tree(proc):
+    import psutil
+
+    try:
+        parent = psutil.Process(proc.pid)
+        procs = parent.children(recursive=True) + [parent]
+    except psutil.NoSuchProcess:
+        return
+    for p in procs:
+        try:
+            p.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(procs, timeout=30)
+
+
+@pytest.mark.integration
+def test_rl_kill_and_resume(tiny_trunk, tmp_path):
+    from raysweep.train.rl import plan_job
+
+    out, tdir = tiny_trunk
+    overrides = rl_overrides(out, tdir, "rl.max_steps=24", "rl.eval_every=5", "rl.save_every=3",
+                             "rl.deepspeed.stage=2", "tracking.enabled=false")
+    rdir = Path(plan_job(load_config(None, overrides))["run_dir"])
+    cmd = [sys.executable, "-m", "raysweep.cli", "rl", *overrides]
+    log = open(tmp_path / "first.log", "w")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.time() + 400
+        while T.latest_trainer_checkpoint(rdir) is None:
+            assert proc.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
+            assert time.time() < deadline, "no trainer checkpoint appeared"
+            time.sleep(0.2)
+        _kill_tree(proc)  # the driver, its local Ray cluster and the training worker
+    finally:
+        _kill_tree(proc)
+    assert not (rdir / "final").exists(), "killed too late to test resume"
+    before = list(T.read_results(rdir))
+    saved = int(T.latest_trainer_checkpoint(rdir).name.split("-")[1])
+
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    results = list(T.read_results(rdir))
+    assert results[: len(before)] == before  # nothing rewritten
+    after = results[len(before):]
+    (resume,) = [r for r in after if r["kind"] == "resume"]
+    assert resume["from_step"] == saved >= 3
+    trained_after = [r["step"] for r in after if r["kind"] == "train"]
+    assert trained_after == list(range(saved + 1, 25)), "training restarts at the saved step, not at 0"
+    # the step-0 evaluation is never redone; later ones are redone only if they came after the saved state
+    assert [r["step"] for r in results if r["kind"] == "eval"].count(0) == 1
+    latest = {r["step"]: r for r in results if r["kind"] == "eval"}
+    assert sorted(latest) == [0, 5, 10, 15, 20, 24]
+    assert (rdir / "final" / "manifest.json").is_file()
+    assert json.loads((rdir / "final" / "manifest.json").read_text())["eval"] == latest[24]["eval"]
