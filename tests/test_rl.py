@@ -57,10 +57,12 @@ def test_reward_refuses_a_dataset_without_its_columns():
 
 
 def test_rl_config_checks_name_the_field():
-    with pytest.raises(ConfigError, match="rl.checkpoint or rl.trunk"):
+    with pytest.raises(ConfigError, match="give rl.checkpoint, or rl.sft_step"):
         load_config(None, ["rl.checkpoint=x", "rl.trunk=y", "rl.sft_step=2"])
-    with pytest.raises(ConfigError, match="go together"):
+    with pytest.raises(ConfigError, match="need rl.sft_step"):
         load_config(None, ["rl.trunk=y"])
+    with pytest.raises(ConfigError, match="rl.sft_seed picks"):
+        load_config(None, ["rl.trunk=y", "rl.sft_step=2", "rl.sft_seed=1"])
     with pytest.raises(ConfigError, match="must split evenly"):
         load_config(None, ["rl.batch_size=3", "rl.num_generations=3", "rl.num_workers=2"])
     with pytest.raises(ConfigError, match="rl.num_generations"):
@@ -79,8 +81,10 @@ def test_start_must_be_named_and_must_exist(tmp_path):
 
     with pytest.raises(ConfigError, match="name the starting checkpoint"):
         resolve_start(load_config(None, []))
-    with pytest.raises(ConfigError, match="not a trunk directory"):
+    with pytest.raises(ConfigError, match="no trunk at"):
         resolve_start(load_config(None, [f"rl.trunk={tmp_path}", "rl.sft_step=10"]))
+    with pytest.raises(ConfigError, match=r"this config's trunk \(seed 3\)"):
+        resolve_start(load_config(None, [f"output_dir={tmp_path}", "sft.seeds=[3, 4]", "rl.sft_step=10"]))
     tdir = tmp_path / "trunk"
     (T.checkpoint_dir(tdir, 10)).mkdir(parents=True)
     (T.checkpoint_dir(tdir, 20)).mkdir(parents=True)
@@ -89,6 +93,25 @@ def test_start_must_be_named_and_must_exist(tmp_path):
         resolve_start(load_config(None, [f"rl.trunk={tdir}", "rl.sft_step=10"]))
     with pytest.raises(ConfigError, match="rl.checkpoint"):
         resolve_start(load_config(None, [f"rl.checkpoint={tmp_path / 'nope'}"]))
+
+
+def test_sft_step_alone_starts_from_this_configs_trunk(tmp_path):
+    from raysweep.train.rl import resolve_start
+    from raysweep.train.sft import config_trunk_dir
+
+    base = [f"output_dir={tmp_path}", "model.name=tiny", "sft.seeds=[0, 1]", "sft.learning_rate=1e-4"]
+    cfg = load_config(None, base + ["rl.sft_step=20", "rl.sft_seed=1", "task.reward=paper"])
+    tdir = config_trunk_dir(cfg, 1)
+    # the reward scheme is RL's business: the SFT trunk trained without it is the same trunk
+    assert tdir == config_trunk_dir(load_config(None, base), 1) and tdir.name == "seed-1"
+    cdir = T.checkpoint_dir(tdir, 20)
+    cdir.mkdir(parents=True)
+    (cdir / "manifest.json").write_text(json.dumps({"trunk_id": tdir.parent.name, "seed": 1, "step": 20}))
+    start = resolve_start(cfg)
+    assert start.path == cdir and start.identity() == {"trunk_id": tdir.parent.name, "seed": 1, "step": 20}
+    other = load_config(None, base[:-1] + ["sft.learning_rate=2e-4", "rl.sft_step=20", "rl.sft_seed=1"])
+    with pytest.raises(ConfigError, match="no trunk at"):
+        resolve_start(other)  # another SFT recipe is another trunk
 
 
 def test_run_id_follows_the_trajectory_not_the_bookkeeping(tiny_path, tmp_path):

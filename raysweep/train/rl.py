@@ -23,7 +23,7 @@ from pathlib import Path
 
 from raysweep.config import ConfigError, RaysweepConfig
 from raysweep.train import trunk as T
-from raysweep.train.sft import for_workers
+from raysweep.train.sft import config_trunk_dir, for_workers
 
 
 @dataclass(frozen=True)
@@ -50,11 +50,16 @@ class Start:
 def resolve_start(cfg: RaysweepConfig) -> Start:
     """The checkpoint named by ``rl.trunk`` + ``rl.sft_step`` or ``rl.checkpoint``; errors name the fix."""
     rl = cfg.rl
-    if rl.trunk:
-        tdir = Path(rl.trunk).resolve()
+    if rl.sft_step is not None:
+        if rl.trunk:
+            tdir, which = Path(rl.trunk).resolve(), f"rl.trunk={rl.trunk}"
+        else:
+            seed = cfg.sft.seeds[0] if rl.sft_seed is None else rl.sft_seed
+            tdir, which = config_trunk_dir(cfg, seed), f"this config's trunk (seed {seed})"
         if not (tdir / "checkpoints").is_dir():
-            raise ConfigError(f"rl.trunk={rl.trunk}: not a trunk directory (expected "
-                              "<output_dir>/trunks/<trunk_id>/seed-<s> with checkpoints/); run `raysweep sft` first")
+            raise ConfigError(f"{which}: no trunk at {tdir} (expected <output_dir>/trunks/<trunk_id>/seed-<s> with "
+                              "checkpoints/); train it with `raysweep sft` and the same config first, or name one "
+                              "with rl.trunk=<dir>")
         cdir = T.checkpoint_dir(tdir, rl.sft_step)
         manifest = T.read_manifest(cdir)
         if manifest is None:
@@ -69,7 +74,7 @@ def resolve_start(cfg: RaysweepConfig) -> Start:
         except models.ModelError as exc:
             raise ConfigError(f"rl.checkpoint={rl.checkpoint}: {exc}") from None
         return Start(Path(path).resolve(), T.read_manifest(Path(path)), rl.checkpoint)
-    raise ConfigError("rl: name the starting checkpoint: rl.trunk=<trunk dir> rl.sft_step=<k>, "
+    raise ConfigError("rl: name the starting checkpoint: rl.sft_step=<k> (this config's trunk, or rl.trunk=<dir>), "
                       "or rl.checkpoint=<checkpoint dir | model spec>")
 
 

@@ -12,17 +12,21 @@ from raysweep.train.workers_config import WorkersConfig
 class RLConfig(WorkersConfig):
     """One RL job: which SFT checkpoint it starts from, the algorithm and its settings.
 
-    The start is named explicitly, either ``checkpoint`` (any checkpoint directory: HF weights, with or
-    without a raysweep manifest) or ``trunk`` + ``sft_step`` (a trunk directory and one of its SFT
-    lengths). ``batch_size`` counts prompts per optimizer step over all workers; each prompt gets
+    The start is named explicitly: ``sft_step``, one SFT length of a trunk (``trunk``, a trunk directory,
+    or by default the trunk this config's ``model``/``task``/``sft`` sections define, seed ``sft_seed``),
+    or ``checkpoint`` (any checkpoint directory or model spec, with or without a raysweep manifest). ``batch_size`` counts prompts per optimizer step over all workers; each prompt gets
     ``num_generations`` completions, so a step scores ``batch_size * num_generations`` answers.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    checkpoint: str | None = Field(None, description="Start from this checkpoint directory (alternative to trunk + sft_step).")
-    trunk: str | None = Field(None, description="A trunk directory (<output_dir>/trunks/<id>/seed-<s>) to start from ...")
-    sft_step: int | None = Field(None, ge=0, description="... at this SFT length (one of the trunk's finished checkpoints).")
+    checkpoint: str | None = Field(
+        None, description="Start from this checkpoint directory or model spec (instead of a trunk + sft_step).")
+    sft_step: int | None = Field(None, ge=0, description="Start from this SFT length (a finished checkpoint) of a trunk:")
+    trunk: str | None = Field(
+        None, description="... this trunk directory (<output_dir>/trunks/<id>/seed-<s>); default: the trunk this "
+                          "config's model/task/sft sections define, seed sft_seed.")
+    sft_seed: int | None = Field(None, description="Seed of that default trunk; default: the first of sft.seeds.")
     algorithm: Literal["grpo", "rloo"] = Field("grpo", description="grpo (TRL GRPOTrainer) or rloo (TRL RLOOTrainer).")
     learning_rate: float = Field(1e-6, gt=0, description="Constant learning rate after warm-up.")
     beta: float = Field(0.04, ge=0, description="KL coefficient against the starting checkpoint (0: no reference model).")
@@ -45,10 +49,12 @@ class RLConfig(WorkersConfig):
 
     @model_validator(mode="after")
     def _check(self):
-        if self.checkpoint and (self.trunk or self.sft_step is not None):
-            raise ValueError("give rl.checkpoint or rl.trunk + rl.sft_step, not both")
-        if bool(self.trunk) != (self.sft_step is not None):
-            raise ValueError("rl.trunk and rl.sft_step go together (the trunk directory and one of its SFT lengths)")
+        if self.checkpoint and (self.trunk or self.sft_step is not None or self.sft_seed is not None):
+            raise ValueError("give rl.checkpoint, or rl.sft_step (with rl.trunk or rl.sft_seed), not both")
+        if (self.trunk or self.sft_seed is not None) and self.sft_step is None:
+            raise ValueError("rl.trunk and rl.sft_seed need rl.sft_step (which SFT length of the trunk to start from)")
+        if self.trunk and self.sft_seed is not None:
+            raise ValueError("rl.sft_seed picks this config's own trunk; with rl.trunk the directory names the seed")
         completions = self.batch_size * self.num_generations
         per_step = self.num_workers * self.gradient_accumulation_steps
         if completions % per_step:
@@ -57,10 +63,6 @@ class RLConfig(WorkersConfig):
                 f"rl.num_workers * rl.gradient_accumulation_steps = {per_step} micro-batches; "
                 f"e.g. set rl.batch_size to a multiple of {per_step}")
         return self
-
-    @property
-    def has_start(self) -> bool:
-        return bool(self.checkpoint or self.trunk)
 
     @property
     def per_device_batch_size(self) -> int:
@@ -76,5 +78,5 @@ class RLConfig(WorkersConfig):
 
     def identity(self) -> dict:
         """Fields that shape the RL trajectory (not: where it starts, which the run id adds, nor logging)."""
-        return self.model_dump(mode="json", exclude={"checkpoint", "trunk", "sft_step", "eval_every", "save_every",
+        return self.model_dump(mode="json", exclude={"checkpoint", "trunk", "sft_step", "sft_seed", "eval_every", "save_every",
                                                      "logging_steps"})

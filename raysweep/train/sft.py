@@ -20,9 +20,19 @@ def for_workers(cfg: RaysweepConfig) -> RaysweepConfig:
     return cfg.model_copy(update={"output_dir": str(out), "tracking": tracking})
 
 
+def config_trunk_id(cfg: RaysweepConfig) -> str:
+    """The trunk this config's ``model``, ``task`` and ``sft`` sections define (the RL reward scheme is
+    not part of it: SFT never sees a reward)."""
+    return T.trunk_id(cfg.model.name, cfg.task.model_dump(mode="json", exclude={"reward"}), cfg.sft.identity())
+
+
+def config_trunk_dir(cfg: RaysweepConfig, seed: int) -> Path:
+    return T.trunk_dir(cfg.output_dir, config_trunk_id(cfg), seed)
+
+
 def plan_jobs(cfg: RaysweepConfig, model_path: str, parent_run_id: str | None = None) -> list[dict]:
     """One job per seed: what a worker needs to train or resume that seed's trunk."""
-    tid = T.trunk_id(cfg.model.name, cfg.task.model_dump(mode="json"), cfg.sft.identity())
+    tid = config_trunk_id(cfg)
     config = json.loads(for_workers(cfg).model_dump_json())
     return [{"config": config, "seed": seed, "trunk_id": tid, "model_path": model_path,
              "trunk_dir": str(T.trunk_dir(cfg.output_dir, tid, seed)), "parent_run_id": parent_run_id}
