@@ -53,3 +53,13 @@ def test_eval_command_on_tiny(tmp_path, capsys):
     d = json.loads(out.read_text())
     assert set(d["results"]) == {"id", "ood"} and d["results"]["ood"]["n"] == 8
     assert d["config"]["model"]["name"] == "tiny" and len(d["records"]["id"]) == 8
+
+
+def test_rl_plan_only_writes_the_job_and_a_missing_start_is_a_clear_error(tmp_path, capsys):
+    assert main(["rl", "model.name=tiny", f"output_dir={tmp_path}"]) == 2
+    assert "rl.sft_step" in capsys.readouterr().err  # names how to give the start
+    assert main(["rl", "model.name=tiny", "rl.checkpoint=tiny", f"output_dir={tmp_path}", "--plan-only"]) == 0
+    job_path = capsys.readouterr().out.strip().splitlines()[-1]
+    job = json.loads(open(job_path).read())
+    assert job["start_spec"] == "tiny" and job["run_dir"].startswith(str(tmp_path / "rl"))
+    assert job["config"]["rl"]["algorithm"] == "grpo"

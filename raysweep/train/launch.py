@@ -13,6 +13,19 @@ from pathlib import Path
 from typing import Callable
 
 
+QUIET_LOGGERS = ("ray.train.v2._internal.execution.controller.placement_group_cleaner",)
+"""Loggers silenced in Ray's worker processes. Without the dashboard (the local default) Ray's state API is
+absent, and Train V2's placement-group cleaner warns about it every few seconds for the whole run."""
+
+
+def quiet_ray_workers() -> None:
+    """Ray ``worker_process_setup_hook``: runs in every worker process Ray starts for this job."""
+    import logging
+
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
 def ensure_ray() -> None:
     import ray
 
@@ -21,7 +34,8 @@ def ensure_ray() -> None:
         # and breaks libraries that capture stdout (dill, used by datasets): keep the plain print.
         ray.init(address=os.environ.get("RAY_ADDRESS") or None, include_dashboard=False,
                  log_to_driver=True, configure_logging=True, logging_level="WARNING",
-                 runtime_env={"env_vars": {"RAY_TRAIN_ENABLE_PRINT_PATCH": "0", "TOKENIZERS_PARALLELISM": "false"}})
+                 runtime_env={"env_vars": {"RAY_TRAIN_ENABLE_PRINT_PATCH": "0", "TOKENIZERS_PARALLELISM": "false"},
+                              "worker_process_setup_hook": "raysweep.train.launch.quiet_ray_workers"})
 
 
 def cluster_has_gpus() -> bool:
