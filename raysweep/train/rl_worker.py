@@ -227,7 +227,7 @@ def rl_worker(job: dict) -> dict | None:
             step = state.global_step
             nums = {k: float(v) for k, v in logs.items() if isinstance(v, (int, float))}
             run.log_metrics({f"train/{k}": v for k, v in nums.items()}, step)
-            run.append({"kind": "train", "step": step, "step_seconds": self.clock.rate(step),
+            run.append({"kind": "train", "step": step, "mean_step_seconds": self.clock.rate(step),
                         **{k: nums[k] for k in STEP_KEYS if k in nums}})
             kl = f" kl {nums['kl']:.4f}" if "kl" in nums else ""
             run.log(f"step {step}/{rl.max_steps} reward {nums['reward']:.3f} correct "
