@@ -123,6 +123,8 @@ def test_run_id_follows_the_trajectory_not_the_bookkeeping(tiny_path, tmp_path):
     assert a["run_id"] != plan_job(load_config(None, base + ["rl.learning_rate=2e-6"]))["run_id"]
     assert a["run_id"] != plan_job(load_config(None, base + ["rl.algorithm=rloo"]))["run_id"]
     assert a["run_dir"] == str(tmp_path / "rl" / a["run_id"]) and a["start_manifest"] is None
+    with pytest.raises(ConfigError, match="a grid is for sweeps"):
+        plan_job(load_config(None, base + ["rl.grid={beta: [0.0, 0.1]}"]))
 
 
 # ------------------------------------------------------------------------------------ integration

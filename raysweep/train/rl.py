@@ -100,6 +100,9 @@ def _trunk_run_id(start: Start) -> str | None:
 
 def plan_job(cfg: RaysweepConfig, parent_run_id: str | None = None) -> dict:
     """What the RL workers need: the config (absolute paths), the start, the run directory."""
+    if cfg.rl.grid:
+        raise ConfigError(f"rl.grid={cfg.rl.grid}: a grid is for sweeps; `raysweep rl` trains one run, so set "
+                          "the values directly (e.g. rl.learning_rate=3e-6) or drop rl.grid")
     start = resolve_start(cfg)
     rid = run_id(cfg, start)
     return {"config": json.loads(for_workers(cfg).model_dump_json()), "run_id": rid,

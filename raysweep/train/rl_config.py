@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from raysweep.train.workers_config import WorkersConfig
+
+
+NOT_GRIDDABLE = frozenset({"grid", "checkpoint", "trunk", "sft_step", "sft_seed"})
+"""RL fields a sweep grid may not vary: the start of each cell comes from the SFT lengths and seeds."""
 
 
 class RLConfig(WorkersConfig):
@@ -46,6 +50,32 @@ class RLConfig(WorkersConfig):
     save_every: int = Field(10, ge=1, description="Save the resumable trainer state every this many steps.")
     logging_steps: int = Field(1, ge=1, description="Step-metric logging interval.")
     gradient_checkpointing: bool = Field(False, description="Recompute activations (saves memory, costs time).")
+    grid: dict[str, list[Any]] = Field(
+        default_factory=dict, description="Sweep only: lists of values for any rl.* setting, e.g. {learning_rate: "
+                                          "[1e-6, 3e-6]}; `raysweep run` trains every combination from every SFT "
+                                          "length and seed.")
+
+    @field_validator("grid")
+    @classmethod
+    def _grid(cls, grid: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        for key, values in grid.items():
+            if key in NOT_GRIDDABLE or key not in cls.model_fields:
+                allowed = sorted(set(cls.model_fields) - NOT_GRIDDABLE)
+                raise ValueError(f"rl.grid.{key}: not a sweepable RL setting; sweepable: {allowed} (SFT lengths and "
+                                 "seeds come from sft.checkpoints and sft.seeds)")
+            if not isinstance(values, list) or not values:
+                raise ValueError(f"rl.grid.{key}: give a non-empty list of values, e.g. {key}: [a, b]")
+            if len({repr(v) for v in values}) != len(values):
+                raise ValueError(f"rl.grid.{key}: repeated values {values}")
+            checked = []
+            for i, v in enumerate(values):
+                try:
+                    checked.append(getattr(cls.model_validate({key: v}), key))  # as the field reads it: 1e-6 -> float
+                except ValidationError as exc:
+                    msgs = "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())
+                    raise ValueError(f"rl.grid.{key}[{i}] = {v!r}: {msgs}") from None
+            grid[key] = checked
+        return grid
 
     @model_validator(mode="after")
     def _check(self):
@@ -78,5 +108,5 @@ class RLConfig(WorkersConfig):
 
     def identity(self) -> dict:
         """Fields that shape the RL trajectory (not: where it starts, which the run id adds, nor logging)."""
-        return self.model_dump(mode="json", exclude={"checkpoint", "trunk", "sft_step", "sft_seed", "eval_every", "save_every",
+        return self.model_dump(mode="json", exclude={"checkpoint", "trunk", "sft_step", "sft_seed", "grid", "eval_every", "save_every",
                                                      "logging_steps"})

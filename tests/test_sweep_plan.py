@@ -1,0 +1,77 @@
+"""Sweep planning (pure): grid expansion, trial names, cell configs, lineage, resource plan."""
+
+import pytest
+
+from raysweep.config import ConfigError, load_config
+from raysweep.sweep.plan import Cell, cell_config, expand_grid, lineage, plan_cells, resource_plan
+
+
+def test_expand_grid_is_the_ordered_product():
+    assert expand_grid({}) == [{}]
+    assert expand_grid({"a": [1, 2], "b": ["x", "y", "z"]}) == [
+        {"a": 1, "b": "x"}, {"a": 1, "b": "y"}, {"a": 1, "b": "z"},
+        {"a": 2, "b": "x"}, {"a": 2, "b": "y"}, {"a": 2, "b": "z"}]
+
+
+def test_cells_cover_seeds_x_lengths_x_grid_with_unique_stable_names(tmp_path):
+    cfg = load_config(None, [f"output_dir={tmp_path}", "sft.seeds=[0, 1]", "sft.checkpoints=[0, 20, 40]",
+                             "rl.grid={learning_rate: [1e-6, 3e-6], algorithm: [grpo, rloo]}"])
+    cells = plan_cells(cfg)
+    assert len(cells) == 2 * 3 * 4
+    assert cells[0] == Cell(0, 0, (("learning_rate", 1e-6), ("algorithm", "grpo")))
+    assert cells[-1] == Cell(1, 40, (("learning_rate", 3e-6), ("algorithm", "rloo")))
+    names = [c.name for c in cells]
+    assert len(set(names)) == len(names)
+    assert cells[0].name == "seed0-sft0-learning_rate=1e-06-algorithm=grpo"
+    assert plan_cells(cfg) == cells  # deterministic
+    # the same flat parameter names in every trial, so MLflow's compare view lines them up
+    assert {tuple(sorted(c.params())) for c in cells} == {
+        ("rl.algorithm", "rl.learning_rate", "rl.sft_step", "sft.seed")}
+
+
+def test_cell_config_applies_the_cell_and_names_its_start(tmp_path):
+    cfg = load_config(None, [f"output_dir={tmp_path}", "model.name=tiny", "sft.seeds=[3]", "sft.checkpoints=[0, 8]",
+                             "rl.grid={beta: [0.0, 0.1]}", "rl.learning_rate=2e-6"])
+    cell = plan_cells(cfg)[-1]
+    c = cell_config(cfg, cell)
+    assert (c.rl.beta, c.rl.learning_rate, c.rl.sft_step, c.rl.sft_seed, c.rl.grid) == (0.1, 2e-6, 8, 3, {})
+    assert c.sft == cfg.sft and c.task == cfg.task
+    lin = lineage(cfg, cell)
+    assert lin["checkpoint"].endswith("seed-3/checkpoints/step-8") and lin["trunk_dir"].startswith(str(tmp_path))
+    # the RL stage resolves the same checkpoint from the cell's config
+    from raysweep.train.rl import resolve_start
+
+    with pytest.raises(ConfigError, match=r"no trunk at .*seed-3"):
+        resolve_start(c)
+
+
+def test_a_grid_combination_that_cannot_run_fails_before_anything_starts():
+    # each value is valid alone; 3 prompts x 3 generations cannot split over 2 workers
+    cfg = load_config(None, ["rl.num_workers=2", "rl.batch_size=4", "rl.grid={num_generations: [4, 3], batch_size: [2, 3]}"])
+    with pytest.raises(ConfigError, match=r"combination \{'num_generations': 3, 'batch_size': 3\}.*split evenly"):
+        plan_cells(cfg)
+    with pytest.raises(ConfigError, match=r"rl.grid.sft_step: not a sweepable"):
+        load_config(None, ["rl.grid={sft_step: [10]}"])
+    with pytest.raises(ConfigError, match=r"rl.grid.temperature\[1\] = -1"):
+        load_config(None, ["rl.grid={temperature: [0.7, -1]}"])
+    with pytest.raises(ConfigError, match="rl.grid.beta: Input should be a valid list"):
+        load_config(None, ["rl.grid={beta: 0.1}"])
+    with pytest.raises(ConfigError, match="non-empty list"):
+        load_config(None, ["rl.grid={beta: []}"])
+    assert load_config(None, ["rl.grid={learning_rate: [1e-6]}"]).rl.grid == {"learning_rate": [1e-6]}  # a number
+
+
+def test_resource_plan_fits_trials_to_the_cluster():
+    rl = load_config(None, ["rl.num_workers=2", "rl.cpus_per_worker=2"]).rl
+    p = resource_plan(rl, {"CPU": 16.0, "GPU": 4.0}, n_trials=12, use_gpu=True)
+    assert p.bundles == ({"CPU": 0.0}, {"CPU": 2.0, "GPU": 1.0}, {"CPU": 2.0, "GPU": 1.0})
+    assert p.per_trial == {"CPU": 4.0, "GPU": 2.0}
+    assert (p.max_concurrent, p.limited_by) == (2, "cluster GPU")
+    p = resource_plan(rl, {"CPU": 16.0}, n_trials=12, use_gpu=False, max_concurrent=3)
+    assert (p.max_concurrent, p.limited_by) == (3, "max_concurrent_trials")
+    p = resource_plan(rl, {"CPU": 64.0}, n_trials=2, use_gpu=False, driver_cpus=1)
+    assert (p.max_concurrent, p.limited_by, p.per_trial["CPU"]) == (2, "trials", 5.0)
+    with pytest.raises(ConfigError, match=r"needs 4 CPU .*has 2: lower rl.num_workers or rl.cpus_per_worker"):
+        resource_plan(rl, {"CPU": 2.0}, n_trials=1, use_gpu=False)
+    with pytest.raises(ConfigError, match="needs 2 GPU"):
+        resource_plan(rl, {"CPU": 8.0, "GPU": 1.0}, n_trials=1, use_gpu=True)
