@@ -184,6 +184,34 @@ def cmd_rl(args) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------------------- sweep
+
+
+def cmd_run(args) -> int:
+    from raysweep.config import load_config
+
+    config, overrides = _split_config(args)
+    cfg = load_config(config, overrides)
+    print("# resolved config\n" + cfg.to_yaml(), file=sys.stderr)
+    if args.plan_only:
+        from raysweep.sweep.plan import lineage, plan_cells
+
+        for cell in plan_cells(cfg):
+            print(f"{cell.name}\t{lineage(cfg, cell)['checkpoint']}")
+        return 0
+    from raysweep.sweep.run import run_sweep
+
+    run_sweep(cfg)
+    return 0
+
+
+def cmd_resume(args) -> int:
+    from raysweep.sweep.run import resume_sweep
+
+    resume_sweep(args.sweep_dir)
+    return 0
+
+
 # --------------------------------------------------------------------------------------- config
 
 
@@ -236,6 +264,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plan-only", action="store_true",
                    help="write the run's job.json (for torchrun -m raysweep.train.rl_worker --job ...) and stop")
     p.set_defaults(func=cmd_rl)
+
+    # run / resume
+    p = sub.add_parser("run", help="the sweep: SFT trunks, then a Ray Tune grid of RL trials, one results table",
+                       description="Phase 1 trains one SFT trunk per seed (skipping finished ones); phase 2 runs one "
+                                   "Ray Tune trial per (seed x SFT length x rl.grid combination), each an RL run on "
+                                   "Ray Train workers. MLflow: a parent run per sweep, trunks and trials as children. "
+                                   "Rerunning continues; nothing finished is redone.")
+    _add_config_args(p)
+    p.add_argument("--plan-only", action="store_true", help="print every cell and its starting checkpoint, and stop")
+    p.set_defaults(func=cmd_run)
+    p = sub.add_parser("resume", help="continue a sweep from its directory (after the driver died)",
+                       description="Reads <sweep dir>/config.yaml and continues: Tune's experiment is restored, "
+                                   "finished trunks and RL runs are not redone.")
+    p.add_argument("sweep_dir", help="<output_dir>/sweeps/<name>")
+    p.set_defaults(func=cmd_resume)
 
     # task
     t = sub.add_parser("task", help="the GeneralPoints task: score answers, solve hands, show prompts")
@@ -290,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args) or 0
-    except (ConfigError, ModelError, ValueError, KeyError) as exc:
+    except (ConfigError, ModelError, ValueError, KeyError, FileNotFoundError) as exc:
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"raysweep: error: {msg}", file=sys.stderr)
         return 2

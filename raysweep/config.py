@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from raysweep.evaluate import EvalConfig
 from raysweep.tasks.generalpoints import TaskConfig
 from raysweep.tracking import TrackingConfig
+from raysweep.sweep.sweep_config import SweepConfig
 from raysweep.train.rl_config import RLConfig
 from raysweep.train.sft_config import SFTConfig
 
@@ -49,6 +50,7 @@ class RaysweepConfig(BaseModel):
     eval: EvalConfig = Field(default_factory=EvalConfig, description="ID/OOD evaluation.")
     sft: SFTConfig = Field(default_factory=SFTConfig, description="The SFT trunk(s).")
     rl: RLConfig = Field(default_factory=RLConfig, description="The RL stage (GRPO/RLOO from one SFT checkpoint).")
+    sweep: SweepConfig = Field(default_factory=SweepConfig, description="The sweep (`raysweep run`).")
     tracking: TrackingConfig = Field(default_factory=TrackingConfig, description="MLflow.")
     output_dir: str = Field("outputs", description="Where results are written (relative to the working directory).")
 

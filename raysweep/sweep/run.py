@@ -1,0 +1,202 @@
+"""``raysweep run`` / ``raysweep resume``: SFT trunks, then a Ray Tune grid of RL trials, one table.
+
+Layout (``<sweep.storage or output_dir/sweeps>/<name>/``)::
+
+    config.yaml        the resolved sweep config (``raysweep resume <dir>`` reads it back)
+    cells.json         cell name -> its RL job file (what each trial runs)
+    mlflow_run_id      the sweep's parent MLflow run; trunks and trials are its children
+    trials/            Ray Tune's experiment state (Tuner.restore continues it)
+    results.csv        one row per cell: start and final ID/OOD accuracy with intervals, lineage
+
+Phase 1 trains (or finds) one trunk per seed. Phase 2 is a Tune experiment whose function trials each
+launch the RL stage's TorchTrainer (the trial driver holds no CPU or GPU; its workers do) for one cell.
+Every trial is idempotent: a finished RL run is reported, not retrained, and an interrupted one resumes
+from its last checkpoint, so a rerun or ``resume`` redoes nothing finished.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+import time
+from pathlib import Path
+
+from raysweep.config import RaysweepConfig, load_config
+from raysweep.sweep.plan import Cell, cell_config, lineage, plan_cells, resource_plan
+from raysweep.train import trunk as T
+
+
+def sweep_dir(cfg: RaysweepConfig) -> Path:
+    name = cfg.sweep.name or "sweep-" + T.digest(
+        json.loads(cfg.model_copy(update={"sweep": cfg.sweep.model_copy(update={"max_concurrent_trials": None})})
+                   .model_dump_json(exclude={"tracking", "output_dir"})))
+    root = Path(cfg.sweep.storage) if cfg.sweep.storage else Path(cfg.output_dir) / "sweeps"
+    return root.resolve() / name
+
+
+def _parent_run(cfg: RaysweepConfig, sdir: Path) -> str | None:
+    """The sweep's MLflow parent run (created once, found again on resume)."""
+    if not cfg.tracking.enabled:
+        return None
+    import mlflow
+
+    from raysweep.train.record import config_params
+    from raysweep.tracking import start_run
+
+    run = start_run(cfg.tracking, cfg.output_dir, sdir / "mlflow_run_id", f"sweep/{sdir.name}", config_params(cfg),
+                    {"raysweep.kind": "sweep", "raysweep.sweep_dir": str(sdir)}, {"config.yaml": cfg.to_yaml()})
+    mlflow.end_run()
+    return run.info.run_id
+
+
+def final_metrics(rdir: Path) -> dict:
+    """A finished RL run's start and final ID/OOD accuracy (flat, for Tune and the results table)."""
+    evals = {r["step"]: r["eval"] for r in T.read_results(rdir) if r.get("kind") == "eval"}
+    if not evals:
+        return {}
+    out = {}
+    for label, step in (("start", min(evals)), ("final", max(evals))):
+        for rule, e in evals[step].items():
+            out[f"{rule}_acc_{label}"] = e["accuracy"]
+            out[f"{rule}_ci_low_{label}"], out[f"{rule}_ci_high_{label}"] = e["ci95"]
+            out[f"{rule}_n"] = e["n"]
+    return out
+
+
+def rl_trial(config: dict) -> None:
+    """One Tune trial: the RL run of one cell (trained, resumed, or found finished), then its metrics."""
+    from ray import tune
+
+    from raysweep.train.launch import run_on_workers
+    from raysweep.train.rl import is_finished
+    from raysweep.train.rl_worker import rl_worker
+
+    job = json.loads(Path(json.loads(Path(config["cells_file"]).read_text())[config["cell"]]).read_text())
+    rl = RaysweepConfig.model_validate(job["config"]).rl
+    rdir = Path(job["run_dir"])
+    if not is_finished(rdir):
+        run_on_workers(rl_worker, job, num_workers=rl.num_workers, use_gpu=rl.use_gpu,
+                       cpus_per_worker=rl.cpus_per_worker, name=f"rl-{job['run_id']}",
+                       storage_path=Path(job["config"]["output_dir"]) / "ray")
+    tune.report({"cell": config["cell"], **final_metrics(rdir)})
+
+
+def results_table(cfg: RaysweepConfig, cells: list[Cell], jobs: dict[str, dict]) -> list[dict]:
+    """One row per cell, from the RL runs on disk (not from Tune: it survives any restart)."""
+    from raysweep.train.rl import is_finished
+
+    rows = []
+    for cell in cells:
+        job = jobs[cell.name]
+        rdir = Path(job["run_dir"])
+        rows.append({"cell": cell.name, **cell.params(), "finished": is_finished(rdir), **final_metrics(rdir),
+                     "rl_run_dir": str(rdir), "start_checkpoint": lineage(cfg, cell)["checkpoint"],
+                     "mlflow_run_id": (rdir / "mlflow_run_id").read_text().strip()
+                     if (rdir / "mlflow_run_id").is_file() else ""})
+    return rows
+
+
+def write_table(rows: list[dict], path: Path) -> None:
+    keys: list[str] = []
+    for r in rows:
+        keys += [k for k in r if k not in keys]
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=keys)
+        w.writeheader()
+        w.writerows(rows)
+
+
+def summary(rows: list[dict], rules: tuple[str, ...]) -> str:
+    head = f"{'cell':<48}" + "".join(f"{rule + ' start -> final':>24}" for rule in rules)
+    out = [head]
+    for r in rows:
+        line = f"{r['cell']:<48}"
+        for rule in rules:
+            if f"{rule}_acc_final" in r:
+                line += f"{r[f'{rule}_acc_start']:>12.3f} -> {r[f'{rule}_acc_final']:.3f}  "
+            else:
+                line += f"{'(not finished)':>24}"
+        out.append(line)
+    return "\n".join(out)
+
+
+def run_sweep(cfg: RaysweepConfig) -> Path:
+    """Run (or continue) the sweep; return its directory."""
+    import ray
+    from ray import tune
+
+    from raysweep.train.launch import cluster_has_gpus, ensure_ray
+    from raysweep.train.rl import plan_job, write_job
+    from raysweep.train.sft import for_workers, run_sft
+
+    cfg = for_workers(cfg)  # absolute output directory and tracking URI: trials and `resume` run elsewhere
+    cells = plan_cells(cfg)  # validates every grid combination before anything runs
+    sdir = sweep_dir(cfg)
+    sdir.mkdir(parents=True, exist_ok=True)
+    (sdir / "config.yaml").write_text(cfg.to_yaml())
+    t0 = time.time()
+    parent = _parent_run(cfg, sdir)
+    print(f"[sweep] {sdir.name}: {len(cfg.sft.seeds)} trunk(s), {len(cells)} RL cell(s) -> {sdir}", file=sys.stderr)
+
+    # phase 1: the trunks
+    run_sft(cfg, parent_run_id=parent)
+    t_sft = time.time() - t0
+
+    # phase 2: one Tune trial per cell
+    jobs = {}
+    for cell in cells:
+        job = plan_job(cell_config(cfg, cell), parent)
+        job["cell"] = cell.name
+        jobs[cell.name] = job
+        write_job(job, cell_config(cfg, cell))
+    T.write_json_atomic(sdir / "cells.json", {name: str(Path(j["run_dir"]) / "job.json") for name, j in jobs.items()})
+    ensure_ray()
+    use_gpu = cluster_has_gpus() if cfg.rl.use_gpu is None else cfg.rl.use_gpu
+    plan = resource_plan(cfg.rl, ray.cluster_resources(), len(cells), use_gpu, cfg.sweep.max_concurrent_trials)
+    print(f"[sweep] each trial: {plan.per_trial} in {len(plan.bundles) - 1} worker bundle(s); "
+          f"{plan.max_concurrent} at once (limited by {plan.limited_by})", file=sys.stderr)
+    trainable = tune.with_resources(rl_trial, {"cpu": 0, "memory": cfg.sweep.trial_memory_mb * 2**20})
+    path = sdir / "trials"
+    if tune.Tuner.can_restore(str(path)):
+        print(f"[sweep] continuing the Tune experiment in {path}", file=sys.stderr)
+        tuner = tune.Tuner.restore(str(path), trainable, resume_unfinished=True, resume_errored=True)
+    else:
+        tuner = tune.Tuner(
+            trainable,
+            param_space={"cell": tune.grid_search([c.name for c in cells]), "cells_file": str(sdir / "cells.json")},
+            tune_config=tune.TuneConfig(max_concurrent_trials=plan.max_concurrent,
+                                        trial_name_creator=lambda t: t.config["cell"],
+                                        trial_dirname_creator=lambda t: t.config["cell"]),
+            run_config=tune.RunConfig(name="trials", storage_path=str(sdir),
+                                      failure_config=tune.FailureConfig(max_failures=cfg.sweep.max_failures)),
+        )
+    tuner.fit()
+
+    rows = results_table(cfg, cells, jobs)
+    write_table(rows, sdir / "results.csv")
+    wall = time.time() - t0
+    T.write_json_atomic(sdir / "timing.json", {"wall_s": wall, "sft_phase_s": t_sft, "rl_phase_s": wall - t_sft})
+    if parent:
+        import mlflow
+
+        from raysweep.tracking import tracking_uri
+
+        mlflow.set_tracking_uri(tracking_uri(cfg.tracking, cfg.output_dir))
+        with mlflow.start_run(run_id=parent):
+            mlflow.log_artifact(str(sdir / "results.csv"))
+            mlflow.log_metric("sweep/cells_finished", sum(r["finished"] for r in rows))
+    print(f"# sweep {sdir.name}  ({wall:.0f}s; results: {sdir / 'results.csv'})")
+    print(summary(rows, cfg.task.eval_rules))
+    missing = [r["cell"] for r in rows if not r["finished"]]
+    if missing:
+        raise RuntimeError(f"{len(missing)} cell(s) did not finish: {missing}; `raysweep resume {sdir}` continues")
+    return sdir
+
+
+def resume_sweep(sdir: str | Path) -> Path:
+    """Continue the sweep in ``sdir`` from its saved config (nothing finished is redone)."""
+    f = Path(sdir) / "config.yaml"
+    if not f.is_file():
+        raise FileNotFoundError(f"{sdir}: not a sweep directory (no config.yaml); start one with `raysweep run`")
+    return run_sweep(load_config(f))

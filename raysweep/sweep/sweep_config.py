@@ -1,0 +1,18 @@
+"""Configuration of a sweep (``raysweep run``): its name, where it lives, how trials are scheduled."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class SweepConfig(BaseModel):
+    """How the grid's trials run; what they train is the ``sft`` and ``rl`` sections (with ``rl.grid``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str | None = Field(None, description="Sweep name (its directory); default: sweep-<hash of the config>.")
+    storage: str | None = Field(None, description="Directory holding sweeps; default: <output_dir>/sweeps.")
+    max_concurrent_trials: int | None = Field(
+        None, ge=1, description="Trials at once; default: as many as the cluster fits (see the resource plan).")
+    max_failures: int = Field(1, ge=0, description="Retries of a failed trial (each resumes its RL checkpoint).")
+    trial_memory_mb: int = Field(64, ge=1, description="Memory the trial driver reserves (it holds no CPU or GPU).")
