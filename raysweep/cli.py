@@ -333,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args) or 0
-    except (ConfigError, ModelError, ValueError, KeyError, FileNotFoundError) as exc:
+    except (ConfigError, ModelError, ValueError, KeyError) as exc:
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"raysweep: error: {msg}", file=sys.stderr)
         return 2

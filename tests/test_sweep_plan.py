@@ -61,17 +61,44 @@ def test_a_grid_combination_that_cannot_run_fails_before_anything_starts():
     assert load_config(None, ["rl.grid={learning_rate: [1e-6]}"]).rl.grid == {"learning_rate": [1e-6]}  # a number
 
 
-def test_resource_plan_fits_trials_to_the_cluster():
+def test_resource_plan_fits_trials_to_the_cluster_node_by_node():
     rl = load_config(None, ["rl.num_workers=2", "rl.cpus_per_worker=2"]).rl
-    p = resource_plan(rl, {"CPU": 16.0, "GPU": 4.0}, n_trials=12, use_gpu=True)
+    gpu_node = {"CPU": 16.0, "GPU": 4.0}
+    p = resource_plan(rl, [gpu_node], n_trials=12, use_gpu=True)
     assert p.bundles == ({"CPU": 0.0}, {"CPU": 2.0, "GPU": 1.0}, {"CPU": 2.0, "GPU": 1.0})
     assert p.per_trial == {"CPU": 4.0, "GPU": 2.0}
-    assert (p.max_concurrent, p.limited_by) == (2, "cluster GPU")
-    p = resource_plan(rl, {"CPU": 16.0}, n_trials=12, use_gpu=False, max_concurrent=3)
+    assert (p.max_concurrent, p.limited_by) == (2, "cluster")
+    # a CPU head adds no GPU slots; two GPU nodes double them
+    assert resource_plan(rl, [{"CPU": 8.0}, gpu_node, gpu_node], 12, use_gpu=True).max_concurrent == 4
+    p = resource_plan(rl, [{"CPU": 16.0}], n_trials=12, use_gpu=False, max_concurrent=3)
     assert (p.max_concurrent, p.limited_by) == (3, "max_concurrent_trials")
-    p = resource_plan(rl, {"CPU": 64.0}, n_trials=2, use_gpu=False, driver_cpus=1)
-    assert (p.max_concurrent, p.limited_by, p.per_trial["CPU"]) == (2, "trials", 5.0)
-    with pytest.raises(ConfigError, match=r"needs 4 CPU .*has 2: lower rl.num_workers or rl.cpus_per_worker"):
-        resource_plan(rl, {"CPU": 2.0}, n_trials=1, use_gpu=False)
-    with pytest.raises(ConfigError, match="needs 2 GPU"):
-        resource_plan(rl, {"CPU": 8.0, "GPU": 1.0}, n_trials=1, use_gpu=True)
+    p = resource_plan(rl, [{"CPU": 64.0}], n_trials=2, use_gpu=False)
+    assert (p.max_concurrent, p.limited_by) == (2, "trials")
+    # 4 CPUs in total, but no node holds a 2-CPU worker: the trial could never be placed
+    with pytest.raises(ConfigError, match=r"workers of 2 CPU each .* hold 0 such worker"):
+        resource_plan(rl, [{"CPU": 1.0}] * 4, n_trials=1, use_gpu=False)
+    with pytest.raises(ConfigError, match=r"1 GPU each .* hold 1 such worker"):
+        resource_plan(rl, [{"CPU": 8.0, "GPU": 1.0}], n_trials=1, use_gpu=True)
+    one = load_config(None, ["rl.num_workers=1", "rl.cpus_per_worker=1"]).rl
+    assert resource_plan(one, [{"CPU": 1.0}, {"CPU": 1.0}], 4, use_gpu=False).max_concurrent == 2
+
+
+def test_shipped_job_configs_load_and_plan():
+    from pathlib import Path
+
+    jobs = Path(__file__).resolve().parents[1] / "jobs"
+    quick = load_config(jobs / "quick.yaml")
+    assert [c.name for c in plan_cells(quick)] == [
+        "seed0-sft0-learning_rate=0.0001", "seed0-sft0-learning_rate=0.001",
+        "seed0-sft20-learning_rate=0.0001", "seed0-sft20-learning_rate=0.001"]
+    smol = load_config(jobs / "smollm2.yaml")
+    assert smol.rl.sft_step == 80 and smol.model.name == "smollm2-135m" and smol.rl.grid == {}
+
+
+def test_driver_runtime_env_leaves_a_submitted_jobs_own_settings_alone():
+    from raysweep.train.launch import RUNTIME_ENV, driver_runtime_env
+
+    assert driver_runtime_env(None) == RUNTIME_ENV
+    job = {"working_dir": "gcs://pkg.zip", "env_vars": {"TOKENIZERS_PARALLELISM": "true"},
+           "worker_process_setup_hook": "my.hook"}
+    assert driver_runtime_env(job) == {"env_vars": {"RAY_TRAIN_ENABLE_PRINT_PATCH": "0"}}

@@ -12,7 +12,7 @@ import itertools
 import math
 import re
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from pydantic import ValidationError
 
@@ -104,30 +104,29 @@ class ResourcePlan:
     limited_by: str
 
 
-def resource_plan(rl: RLConfig, cluster: Mapping[str, float], n_trials: int, use_gpu: bool,
-                  max_concurrent: int | None = None, driver_cpus: float = 0.0) -> ResourcePlan:
-    """Plan trial resources against ``cluster`` (e.g. ``ray.cluster_resources()``); raise if one trial
-    cannot fit, naming the fields to change."""
+def resource_plan(rl: RLConfig, nodes: Sequence[Mapping[str, float]], n_trials: int, use_gpu: bool,
+                  max_concurrent: int | None = None) -> ResourcePlan:
+    """Plan trial resources against the cluster's nodes (each node's resources, e.g. from ``ray.nodes()``).
+
+    A worker bundle must fit on one node, so capacity is counted in worker slots node by node; a trial
+    needs ``rl.num_workers`` slots. Raises if one trial cannot fit, naming the fields to change.
+    """
     worker = {"CPU": float(rl.cpus_per_worker), **({"GPU": 1.0} if use_gpu else {})}
-    bundles = ({"CPU": float(driver_cpus)},) + tuple(dict(worker) for _ in range(rl.num_workers))
+    bundles = ({"CPU": 0.0},) + tuple(dict(worker) for _ in range(rl.num_workers))  # the driver: memory only
     per_trial: dict[str, float] = {}
     for b in bundles:
         for k, v in b.items():
             per_trial[k] = per_trial.get(k, 0.0) + v
-    fits = {}
-    for res, need in per_trial.items():
-        if need <= 0:
-            continue
-        have = float(cluster.get(res, 0.0))
-        if have < need:
-            raise ConfigError(
-                f"one trial needs {need:g} {res} (rl.num_workers={rl.num_workers} x "
-                f"{'rl.cpus_per_worker=' + str(rl.cpus_per_worker) if res == 'CPU' else '1 GPU'}"
-                f"{f' + {driver_cpus:g} for the trial driver' if res == 'CPU' and driver_cpus else ''}) but the cluster "
-                f"has {have:g}: lower rl.num_workers or rl.cpus_per_worker, or add nodes")
-        fits[res] = math.floor(have / need + 1e-9)
-    limits = {f"cluster {res}": n for res, n in fits.items()}
-    limits["trials"] = max(1, n_trials)
+    slots = sum(min(math.floor(float(node.get(k, 0.0)) / v + 1e-9) for k, v in worker.items()) for node in nodes)
+    need = f"{rl.cpus_per_worker} CPU" + (" + 1 GPU" if use_gpu else "")
+    if slots < rl.num_workers:
+        biggest = max((dict(n) for n in nodes), key=lambda n: (n.get("GPU", 0), n.get("CPU", 0)), default={})
+        raise ConfigError(
+            f"one trial needs rl.num_workers={rl.num_workers} workers of {need} each (rl.cpus_per_worker), each on "
+            f"one node, but the cluster's {len(nodes)} node(s) hold {slots} such worker(s) (largest node: "
+            f"{ {k: v for k, v in biggest.items() if k in ('CPU', 'GPU')} }): lower rl.num_workers or "
+            "rl.cpus_per_worker, or add nodes")
+    limits = {"cluster": slots // rl.num_workers, "trials": max(1, n_trials)}
     if max_concurrent:
         limits["max_concurrent_trials"] = max_concurrent
     limited_by = min(limits, key=lambda k: limits[k])

@@ -7,6 +7,7 @@ Layout (``<sweep.storage or output_dir/sweeps>/<name>/``)::
     mlflow_run_id      the sweep's parent MLflow run; trunks and trials are its children
     trials/            Ray Tune's experiment state (Tuner.restore continues it)
     results.csv        one row per cell: start and final ID/OOD accuracy with intervals, lineage
+    results.jsonl      one record per invocation (run or resume): wall time of each phase
 
 Phase 1 trains (or finds) one trunk per seed. Phase 2 is a Tune experiment whose function trials each
 launch the RL stage's TorchTrainer (the trial driver holds no CPU or GPU; its workers do) for one cell.
@@ -22,7 +23,7 @@ import sys
 import time
 from pathlib import Path
 
-from raysweep.config import RaysweepConfig, load_config
+from raysweep.config import ConfigError, RaysweepConfig, load_config
 from raysweep.sweep.plan import Cell, cell_config, lineage, plan_cells, resource_plan
 from raysweep.train import trunk as T
 
@@ -153,7 +154,8 @@ def run_sweep(cfg: RaysweepConfig) -> Path:
     T.write_json_atomic(sdir / "cells.json", {name: str(Path(j["run_dir"]) / "job.json") for name, j in jobs.items()})
     ensure_ray()
     use_gpu = cluster_has_gpus() if cfg.rl.use_gpu is None else cfg.rl.use_gpu
-    plan = resource_plan(cfg.rl, ray.cluster_resources(), len(cells), use_gpu, cfg.sweep.max_concurrent_trials)
+    nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+    plan = resource_plan(cfg.rl, nodes, len(cells), use_gpu, cfg.sweep.max_concurrent_trials)
     print(f"[sweep] each trial: {plan.per_trial} in {len(plan.bundles) - 1} worker bundle(s); "
           f"{plan.max_concurrent} at once (limited by {plan.limited_by})", file=sys.stderr)
     trainable = tune.with_resources(rl_trial, {"cpu": 0, "memory": cfg.sweep.trial_memory_mb * 2**20})
@@ -176,7 +178,8 @@ def run_sweep(cfg: RaysweepConfig) -> Path:
     rows = results_table(cfg, cells, jobs)
     write_table(rows, sdir / "results.csv")
     wall = time.time() - t0
-    T.write_json_atomic(sdir / "timing.json", {"wall_s": wall, "sft_phase_s": t_sft, "rl_phase_s": wall - t_sft})
+    T.append_result(sdir, {"kind": "invocation", "wall_s": wall, "sft_phase_s": t_sft, "rl_phase_s": wall - t_sft,
+                           "cells": len(cells), "finished": sum(r["finished"] for r in rows)})
     if parent:
         import mlflow
 
@@ -198,5 +201,5 @@ def resume_sweep(sdir: str | Path) -> Path:
     """Continue the sweep in ``sdir`` from its saved config (nothing finished is redone)."""
     f = Path(sdir) / "config.yaml"
     if not f.is_file():
-        raise FileNotFoundError(f"{sdir}: not a sweep directory (no config.yaml); start one with `raysweep run`")
+        raise ConfigError(f"{sdir}: not a sweep directory (no config.yaml); start one with `raysweep run`")
     return run_sweep(load_config(f))

@@ -26,16 +26,36 @@ def quiet_ray_workers() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
+RUNTIME_ENV = {
+    # Ray Train V2 patches print() in workers to go through its logger, which echoes every line twice and
+    # breaks libraries that capture stdout (dill, used by datasets): keep the plain print.
+    "env_vars": {"RAY_TRAIN_ENABLE_PRINT_PATCH": "0", "TOKENIZERS_PARALLELISM": "false"},
+    "worker_process_setup_hook": "raysweep.train.launch.quiet_ray_workers",
+}
+
+
+def driver_runtime_env(job_runtime_env: dict | None) -> dict:
+    """raysweep's runtime env, minus what a submitted job's own runtime env already sets (Ray refuses to
+    merge a driver's runtime env that sets the same field or environment variable as the job's)."""
+    job = job_runtime_env or {}
+    env_vars = {k: v for k, v in RUNTIME_ENV["env_vars"].items() if k not in (job.get("env_vars") or {})}
+    out: dict = {"env_vars": env_vars} if env_vars else {}
+    if "worker_process_setup_hook" not in job:
+        out["worker_process_setup_hook"] = RUNTIME_ENV["worker_process_setup_hook"]
+    return out
+
+
 def ensure_ray() -> None:
+    import json
+
     import ray
 
     if not ray.is_initialized():
-        # Ray Train V2 patches print() in workers to go through its logger, which echoes every line twice
-        # and breaks libraries that capture stdout (dill, used by datasets): keep the plain print.
+        # Under `ray job submit` the job's runtime env (working_dir, env_vars, ...) arrives in this variable.
+        job = json.loads(os.environ.get("RAY_JOB_CONFIG_JSON_ENV_VAR") or "{}").get("runtime_env")
         ray.init(address=os.environ.get("RAY_ADDRESS") or None, include_dashboard=False,
                  log_to_driver=True, configure_logging=True, logging_level="WARNING",
-                 runtime_env={"env_vars": {"RAY_TRAIN_ENABLE_PRINT_PATCH": "0", "TOKENIZERS_PARALLELISM": "false"},
-                              "worker_process_setup_hook": "raysweep.train.launch.quiet_ray_workers"})
+                 runtime_env=driver_runtime_env(job) or None)
 
 
 def cluster_has_gpus() -> bool:
