@@ -13,6 +13,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from helpers import kill_tree
 
 ROOT = Path(__file__).resolve().parents[1]
 SWEEP = ["sft.checkpoints=[0, 10]", "sft.cpus_per_worker=1", "rl.cpus_per_worker=1", "rl.max_steps=2",
@@ -27,24 +28,6 @@ def _free_port() -> int:
 
 def _ray(*args) -> list[str]:
     return [str(Path(sys.executable).parent / "ray"), *args]
-
-
-def _kill_tree(proc):
-    import psutil
-
-    try:
-        parent = psutil.Process(proc.pid)
-        procs = parent.children(recursive=True) + [parent]
-    except psutil.NoSuchProcess:
-        return
-    for p in procs:
-        try:
-            p.terminate()
-        except psutil.NoSuchProcess:
-            pass
-    gone, alive = psutil.wait_procs(procs, timeout=20)
-    for p in alive:
-        p.kill()
 
 
 @pytest.mark.integration
@@ -109,6 +92,6 @@ def test_sweep_submitted_as_a_ray_job_to_a_two_node_cluster(tmp_path):
     finally:
         for proc in (second, head):
             if proc is not None:
-                _kill_tree(proc)
+                kill_tree(proc, graceful=True)
         for d in temps:
             shutil.rmtree(d, ignore_errors=True)

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import kill_tree
 
 from raysweep.config import ConfigError, load_config
 from raysweep.tasks.generalpoints import REWARD_SCHEMES, TaskConfig, score
@@ -219,22 +220,6 @@ def test_rl_on_two_ray_workers_with_zero(algorithm, stage, tiny_trunk, monkeypat
     assert list(T.read_results(rdir)) == results
 
 
-def _kill_tree(proc):
-    import psutil
-
-    try:
-        parent = psutil.Process(proc.pid)
-        procs = parent.children(recursive=True) + [parent]
-    except psutil.NoSuchProcess:
-        return
-    for p in procs:
-        try:
-            p.kill()
-        except psutil.NoSuchProcess:
-            pass
-    psutil.wait_procs(procs, timeout=30)
-
-
 @pytest.mark.integration
 def test_rl_kill_and_resume(tiny_trunk, tmp_path):
     from raysweep.train.rl import plan_job
@@ -252,9 +237,9 @@ def test_rl_kill_and_resume(tiny_trunk, tmp_path):
             assert proc.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
             assert time.time() < deadline, "no trainer checkpoint appeared"
             time.sleep(0.2)
-        _kill_tree(proc)  # the driver, its local Ray cluster and the training worker
+        kill_tree(proc)  # the driver, its local Ray cluster and the training worker
     finally:
-        _kill_tree(proc)
+        kill_tree(proc)
     assert not (rdir / "final").exists(), "killed too late to test resume"
     before = list(T.read_results(rdir))
     saved = int(T.latest_trainer_checkpoint(rdir).name.split("-")[1])

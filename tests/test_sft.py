@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import kill_tree
 
 from raysweep.config import ConfigError, load_config
 from raysweep.train import trunk as T
@@ -132,22 +133,6 @@ def test_trunk_on_two_ray_workers_with_zero(stage, tmp_path, monkeypatch):
     assert list(T.read_results(tdir)) == results
 
 
-def _kill_tree(proc):
-    import psutil
-
-    try:
-        parent = psutil.Process(proc.pid)
-        procs = parent.children(recursive=True) + [parent]
-    except psutil.NoSuchProcess:
-        return
-    for p in procs:
-        try:
-            p.kill()
-        except psutil.NoSuchProcess:
-            pass
-    psutil.wait_procs(procs, timeout=30)
-
-
 @pytest.mark.integration
 def test_kill_and_resume_redoes_nothing(tmp_path):
     overrides = tiny_overrides(tmp_path, "sft.checkpoints=[0, 2, 30]", "sft.deepspeed.stage=2",
@@ -163,9 +148,9 @@ def test_kill_and_resume_redoes_nothing(tmp_path):
             assert proc.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
             assert time.time() < deadline, "first checkpoint never appeared"
             time.sleep(0.2)
-        _kill_tree(proc)  # the driver, the local Ray cluster it started, and the training workers
+        kill_tree(proc)  # the driver, the local Ray cluster it started, and the training workers
     finally:
-        _kill_tree(proc)
+        kill_tree(proc)
     before = list(T.read_results(tdir))
     assert 30 not in T.finished_steps(tdir), "killed too late to test resume"
     trained_before = max(r["step"] for r in before if r["kind"] == "train")
