@@ -1,9 +1,9 @@
 """The thin Ray shell: run a worker function on ``num_workers`` Ray Train workers (TorchTrainer).
 
 Ray Train V2 (the default in Ray 2.60) sets up the torch process group (gloo on CPU, nccl on GPU) and
-the RANK/WORLD_SIZE/MASTER_* environment that the worker functions read. Without ``RAY_ADDRESS`` a local
-Ray instance is started (the embedded default); with it, or under ``ray job submit``, the existing
-cluster is used.
+the RANK/WORLD_SIZE/MASTER_* environment that the worker functions read. Without ``RAY_ADDRESS`` a new
+local Ray instance is started (the embedded default); with it (``RAY_ADDRESS=auto`` on a cluster node),
+or under ``ray job submit``, the existing cluster is used.
 """
 
 from __future__ import annotations
@@ -53,7 +53,9 @@ def ensure_ray() -> None:
     if not ray.is_initialized():
         # Under `ray job submit` the job's runtime env (working_dir, env_vars, ...) arrives in this variable.
         job = json.loads(os.environ.get("RAY_JOB_CONFIG_JSON_ENV_VAR") or "{}").get("runtime_env")
-        ray.init(address=os.environ.get("RAY_ADDRESS") or None, include_dashboard=False,
+        # RAY_ADDRESS (set under `ray job submit`; `auto` joins the cluster this node belongs to) or a new
+        # local instance: never silently the last cluster `ray start` recorded on this machine, alive or not.
+        ray.init(address=os.environ.get("RAY_ADDRESS") or "local", include_dashboard=False,
                  log_to_driver=True, configure_logging=True, logging_level="WARNING",
                  runtime_env=driver_runtime_env(job) or None)
 
