@@ -24,6 +24,16 @@ def _split_config(args) -> tuple[str | None, list[str]]:
     return config, overrides
 
 
+def _resolved_config(args):
+    """The command's config (file + overrides), validated and printed to stderr as the run's record."""
+    from raysweep.config import load_config
+
+    config, overrides = _split_config(args)
+    cfg = load_config(config, overrides)
+    print("# resolved config\n" + cfg.to_yaml(), file=sys.stderr)
+    return cfg
+
+
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_")[-60:] or "model"
 
@@ -146,11 +156,7 @@ def cmd_eval(args) -> int:
 
 
 def cmd_sft(args) -> int:
-    from raysweep.config import load_config
-
-    config, overrides = _split_config(args)
-    cfg = load_config(config, overrides)
-    print("# resolved config\n" + cfg.to_yaml(), file=sys.stderr)
+    cfg = _resolved_config(args)
     if args.plan_only:
         from raysweep import models
         from raysweep.train.sft import plan_jobs, write_job
@@ -168,11 +174,7 @@ def cmd_sft(args) -> int:
 
 
 def cmd_rl(args) -> int:
-    from raysweep.config import load_config
-
-    config, overrides = _split_config(args)
-    cfg = load_config(config, overrides)
-    print("# resolved config\n" + cfg.to_yaml(), file=sys.stderr)
+    cfg = _resolved_config(args)
     if args.plan_only:
         from raysweep.train.rl import plan_job, write_job
 
@@ -188,11 +190,7 @@ def cmd_rl(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from raysweep.config import load_config
-
-    config, overrides = _split_config(args)
-    cfg = load_config(config, overrides)
-    print("# resolved config\n" + cfg.to_yaml(), file=sys.stderr)
+    cfg = _resolved_config(args)
     if args.plan_only:
         from raysweep.sweep.plan import lineage, plan_cells
 
@@ -274,10 +272,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_args(p)
     p.add_argument("--plan-only", action="store_true", help="print every cell and its starting checkpoint, and stop")
     p.set_defaults(func=cmd_run)
-    p = sub.add_parser("resume", help="continue a sweep from its directory (after the driver died)",
-                       description="Reads <sweep dir>/config.yaml and continues: Tune's experiment is restored, "
-                                   "finished trunks and RL runs are not redone.")
-    p.add_argument("sweep_dir", help="<output_dir>/sweeps/<name>")
+    p = sub.add_parser("resume", help="continue a sweep from its directory or storage URI (after the driver died)",
+                       description="Reads <sweep>/config.yaml and continues: Tune's experiment is restored, "
+                                   "finished trunks and RL runs are not redone, their MLflow runs not duplicated.")
+    p.add_argument("sweep_dir", metavar="SWEEP",
+                   help="<output_dir>/sweeps/<name>, or <sweep.storage URI>/<name> (e.g. s3://bucket/sweeps/quick)")
     p.set_defaults(func=cmd_resume)
 
     # task

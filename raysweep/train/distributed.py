@@ -75,3 +75,15 @@ def plain_loading():
         yield
     finally:
         hf_ds._hf_deepspeed_config_weak_ref = saved
+
+
+def job_file_main(fn, stage: str, argv: list[str] | None = None) -> int:
+    """The ``python -m raysweep.train.<stage>_worker --job job.json`` entry point (torchrun or alone)."""
+    import argparse
+    import json
+    from pathlib import Path
+
+    ap = argparse.ArgumentParser(description=f"Run one {stage.upper()} worker (under torchrun or alone).")
+    ap.add_argument("--job", required=True, help=f"job JSON written by `raysweep {stage} --plan-only`")
+    fn(json.loads(Path(ap.parse_args(argv).job).read_text()))
+    return 0

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:
+    from raysweep.train.workers_config import WorkersConfig
 
 
 QUIET_LOGGERS = ("ray.train.v2._internal.execution.controller.placement_group_cleaner",)
@@ -21,9 +24,20 @@ absent, and Train V2's placement-group cleaner warns about it every few seconds 
 def quiet_ray_workers() -> None:
     """Ray ``worker_process_setup_hook``: runs in every worker process Ray starts for this job."""
     import logging
+    import os
+
+    import ray
 
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.ERROR)
+    # Ray's state API (used inside workers, e.g. by Train's placement-group cleaner) finds the cluster from
+    # RAY_ADDRESS, else from the file `ray start` last wrote, which may name another, dead cluster: the
+    # cleaner then dies on a GCS timeout. Point it at the cluster this worker belongs to.
+    if not os.environ.get("RAY_ADDRESS"):
+        try:
+            os.environ["RAY_ADDRESS"] = ray.get_runtime_context().gcs_address
+        except Exception:  # noqa: BLE001 - never fail a worker over this
+            pass
 
 
 RUNTIME_ENV = {
@@ -67,21 +81,22 @@ def cluster_has_gpus() -> bool:
     return ray.cluster_resources().get("GPU", 0) > 0
 
 
-def run_on_workers(fn: Callable[[dict], object], job: dict, *, num_workers: int, use_gpu: bool | None,
-                   cpus_per_worker: int, name: str, storage_path: str | Path, max_failures: int = 0):
-    """Run ``fn(job)`` on every worker of a Ray Train TorchTrainer and wait; raises if training failed."""
+def run_on_workers(fn: Callable[[dict], object], job: dict, workers: "WorkersConfig", *, name: str,
+                   output_dir: str | Path, max_failures: int = 0):
+    """Run ``fn(job)`` on ``workers.num_workers`` workers of a Ray Train TorchTrainer and wait; raises if
+    training failed. Ray Train's own state goes under ``<output_dir>/ray``."""
     from ray.train import FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
     ensure_ray()
-    gpu = cluster_has_gpus() if use_gpu is None else use_gpu
+    gpu = cluster_has_gpus() if workers.use_gpu is None else workers.use_gpu
     trainer = TorchTrainer(
         fn,
         train_loop_config=job,
-        scaling_config=ScalingConfig(num_workers=num_workers, use_gpu=gpu,
-                                     resources_per_worker={"CPU": cpus_per_worker, **({"GPU": 1} if gpu else {})}),
+        scaling_config=ScalingConfig(num_workers=workers.num_workers, use_gpu=gpu,
+                                     resources_per_worker={"CPU": workers.cpus_per_worker, **({"GPU": 1} if gpu else {})}),
         torch_config=TorchConfig(backend="nccl" if gpu else "gloo"),
-        run_config=RunConfig(name=name, storage_path=str(Path(storage_path).resolve()),
+        run_config=RunConfig(name=name, storage_path=str((Path(output_dir) / "ray").resolve()),
                              failure_config=FailureConfig(max_failures=max_failures)),
     )
     result = trainer.fit()

@@ -13,15 +13,13 @@ and skips every finished step and evaluation.
 
 from __future__ import annotations
 
-import argparse
 import gc
-import json
 import sys
 import time
 from pathlib import Path
 
 from raysweep.train import trunk as T
-from raysweep.train.distributed import Place, barrier, plain_loading, setup
+from raysweep.train.distributed import Place, barrier, job_file_main, plain_loading, setup
 from raysweep.train.record import StageRecorder, StepClock, config_params, eval_key, eval_summary
 
 
@@ -138,7 +136,7 @@ def sft_worker(job: dict) -> dict | None:
         trunk.evaluate_and_seal(0, data_hash)
         todo.remove(0)
     if not todo:
-        trunk.finish_tracking()
+        trunk.finish_tracking("loss")
         return {"finished": sorted(T.finished_steps(tdir))} if place.main else None
 
     from trl import SFTConfig as TRLSFTConfig
@@ -221,7 +219,7 @@ def sft_worker(job: dict) -> dict | None:
     trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     if place.main:
         T.append_result(tdir, {"kind": "done", "train_seconds": time.time() - t0, "max_steps": sft.max_steps})
-    trunk.finish_tracking()
+    trunk.finish_tracking("loss")
     barrier()
     missing = [k for k in sft.checkpoints if k not in T.finished_steps(tdir)]
     if missing:
@@ -230,11 +228,7 @@ def sft_worker(job: dict) -> dict | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description="Run one SFT trunk worker (under torchrun or alone).")
-    ap.add_argument("--job", required=True, help="job JSON written by `raysweep sft --plan-only`")
-    args = ap.parse_args(argv)
-    sft_worker(json.loads(Path(args.job).read_text()))
-    return 0
+    return job_file_main(sft_worker, "sft", argv)
 
 
 if __name__ == "__main__":
