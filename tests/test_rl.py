@@ -203,6 +203,11 @@ def test_rl_on_two_ray_workers_with_zero(algorithm, stage, tiny_trunk, monkeypat
     assert [r["step"] for r in evals] == [0, 2, 4]
     assert evals[0]["reused_from"] == str(start)  # step 0 is the trunk checkpoint's own evaluation
     assert all(e["eval"][rule]["n"] == 16 for e in evals for rule in ("id", "ood"))
+    # every evaluated hand, for paired comparisons (step 0's are in the trunk checkpoint's eval.json)
+    assert sorted(p.name for p in (rdir / "evals").iterdir()) == ["step-2.json", "step-4.json"]
+    hands = json.loads((rdir / "evals" / "step-4.json").read_text())
+    assert {rule: len(h["records"]) for rule, h in hands.items()} == {"id": 16, "ood": 16}
+    assert hands["ood"]["summary"]["accuracy"] == evals[-1]["eval"]["ood"]["accuracy"]
 
     # one MLflow run, tagged with its parent checkpoint and trunk run, with step-wise metrics
     client = MlflowClient(tracking_uri=f"sqlite:///{out / 'mlflow.db'}")

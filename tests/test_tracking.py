@@ -14,3 +14,28 @@ def test_tracking_uri_precedence(tmp_path, monkeypatch):
     assert tracking_uri(TrackingConfig(uri="http://127.0.0.1:5000"), tmp_path) == "http://127.0.0.1:5000"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5001")
     assert tracking_uri(TrackingConfig(uri="http://127.0.0.1:5000"), tmp_path) == "http://127.0.0.1:5001"
+
+
+def test_a_finished_run_left_open_by_a_kill_is_closed_with_its_artifacts(tmp_path, monkeypatch):
+    from mlflow.tracking import MlflowClient
+
+    from raysweep.config import load_config
+    from raysweep.train import trunk as T
+    from raysweep.train.record import close_open_run
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    cfg = load_config(None, [f"output_dir={tmp_path}"])
+    client = MlflowClient(tracking_uri(cfg.tracking, tmp_path))
+    # a run whose process died after its final manifest: RUNNING in the store, its id in the run directory
+    run = client.create_run(client.create_experiment("x", artifact_location=(tmp_path / "art").as_uri()))
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "mlflow_run_id").write_text(run.info.run_id)
+    T.append_result(run_dir, {"kind": "eval", "step": 0, "eval": {"ood": {"accuracy": 0.1, "ci95": [0, 0.3]}}})
+    T.append_result(run_dir, {"kind": "train", "step": 1, "reward": 0.5})
+    assert client.get_run(run.info.run_id).info.status == "RUNNING"
+    assert close_open_run(cfg, run_dir, "rl x", "reward")
+    assert client.get_run(run.info.run_id).info.status == "FINISHED"
+    assert {a.path for a in client.list_artifacts(run.info.run_id)} >= {"results.jsonl", "curves.png"}
+    assert not close_open_run(cfg, run_dir, "rl x", "reward")  # nothing left to close
+    assert not close_open_run(cfg, tmp_path / "untracked", "rl y", "reward")

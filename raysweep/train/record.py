@@ -99,11 +99,11 @@ class StageRecorder:
         if self.mlflow is not None:
             self.mlflow.log_metrics({k: float(v) for k, v in metrics.items() if v is not None}, step=step)
 
-    def finish_tracking(self, artifacts: tuple[str, ...] = ("results.jsonl",)) -> None:
+    def finish_tracking(self, train_metric: str) -> None:
+        """Plot the run's curves, log the artifacts and end the MLflow run (rank 0)."""
         if self.mlflow is not None:
-            for name in artifacts:
-                if (self.run_dir / name).is_file():
-                    self.mlflow.log_artifact(str(self.run_dir / name))
+            for path in final_artifacts(self.run_dir, self.tag.strip("[]"), train_metric):
+                self.mlflow.log_artifact(str(path))
             self.mlflow.end_run()
             self.mlflow = None
 
@@ -116,6 +116,36 @@ class StageRecorder:
         self.log_metrics(metrics, step)
         self.append({"kind": kind, "step": step, **extra, "eval": summary, "eval_seconds": seconds})
         self.log(f"{kind} step {step}: {line} ({seconds:.0f}s)")
+
+
+def final_artifacts(run_dir: Path, title: str, train_metric: str) -> list[Path]:
+    """What a finished run logs to MLflow: ``results.jsonl`` and ``curves.png`` (drawn here: accuracy per
+    evaluation with 95% bands, ``train_metric`` per step)."""
+    from raysweep.plots import plot_run
+
+    plot_run(list(T.read_results(run_dir)), run_dir / "curves.png", title, train_metric)
+    return [p for p in (run_dir / "results.jsonl", run_dir / "curves.png") if p.is_file()]
+
+
+def close_open_run(cfg, run_dir: Path, title: str, train_metric: str) -> bool:
+    """A run finished on disk whose MLflow run is still open (its process died after the final manifest
+    and before ending the run): log its final artifacts and end it. True if it did."""
+    f = run_dir / "mlflow_run_id"
+    if not (cfg.tracking.enabled and f.is_file()):
+        return False
+    from mlflow.tracking import MlflowClient
+
+    from raysweep.tracking import tracking_uri
+
+    client = MlflowClient(tracking_uri(cfg.tracking, cfg.output_dir))
+    run_id = f.read_text().strip()
+    if client.get_run(run_id).info.status != "RUNNING":
+        return False
+    for path in final_artifacts(run_dir, title, train_metric):
+        client.log_artifact(run_id, str(path))
+    client.set_terminated(run_id)
+    print(f"[{title}] finished, but its MLflow run {run_id} was left open: closed it", file=sys.stderr)
+    return True
 
 
 def eval_key(cfg) -> str:

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from raysweep.config import ConfigError, RaysweepConfig
 from raysweep.train import trunk as T
+from raysweep.train.record import close_open_run
 from raysweep.train.sft import config_trunk_dir, for_workers
 
 
@@ -135,22 +136,29 @@ def before_after(rdir: Path) -> str:
     return "\n".join(out)
 
 
-def run_rl(cfg: RaysweepConfig, parent_run_id: str | None = None) -> Path:
-    """Train (or resume) one RL run; return its directory. A finished run is not redone."""
+def launch(job: dict) -> Path:
+    """Train (or resume) the planned RL run ``job`` on Ray Train workers; a finished run is not redone."""
     from raysweep.train.launch import run_on_workers
     from raysweep.train.rl_worker import rl_worker
 
-    job = plan_job(cfg, parent_run_id)
-    rdir = write_job(job, cfg).parent
+    cfg = RaysweepConfig.model_validate(job["config"])
+    rdir = Path(job["run_dir"])
     tag = f"[rl {cfg.rl.algorithm} {job['run_id']}]"
     if is_finished(rdir):
         print(f"{tag} already finished: {rdir}", file=sys.stderr)
-    else:
-        print(f"{tag} from {job['start']} -> {rdir}", file=sys.stderr)
-        t0 = time.time()
-        run_on_workers(rl_worker, job, num_workers=cfg.rl.num_workers, use_gpu=cfg.rl.use_gpu,
-                       cpus_per_worker=cfg.rl.cpus_per_worker, name=f"rl-{job['run_id']}",
-                       storage_path=Path(cfg.output_dir) / "ray")
-        print(f"{tag} done in {time.time() - t0:.0f}s: {rdir}", file=sys.stderr)
+        close_open_run(cfg, rdir, tag.strip("[]"), "reward")
+        return rdir
+    print(f"{tag} from {job['start']} -> {rdir}", file=sys.stderr)
+    t0 = time.time()
+    run_on_workers(rl_worker, job, cfg.rl, name=f"rl-{job['run_id']}", output_dir=cfg.output_dir)
+    print(f"{tag} done in {time.time() - t0:.0f}s: {rdir}", file=sys.stderr)
+    return rdir
+
+
+def run_rl(cfg: RaysweepConfig, parent_run_id: str | None = None) -> Path:
+    """Plan, train (or resume) one RL run and print its before/after; return its directory."""
+    job = plan_job(cfg, parent_run_id)
+    write_job(job, cfg)
+    rdir = launch(job)
     print(f"# rl {job['run_id']}  from {job['start']}  {rdir}\n{before_after(rdir)}")
     return rdir

@@ -15,15 +15,13 @@ record of a step is the one that counts).
 
 from __future__ import annotations
 
-import argparse
 import gc
-import json
 import sys
 import time
 from pathlib import Path
 
 from raysweep.train import trunk as T
-from raysweep.train.distributed import Place, barrier, plain_loading, setup
+from raysweep.train.distributed import Place, barrier, job_file_main, plain_loading, setup
 from raysweep.train.record import StageRecorder, StepClock, config_params, eval_key, eval_summary
 
 STEP_KEYS = ("reward", "reward_std", "frac_reward_zero_std", "kl", "entropy", "loss", "grad_norm", "learning_rate",
@@ -70,6 +68,10 @@ class _RLRun(StageRecorder):
         if not self.place.main:
             return None
         summary = eval_summary(results)
+        # every hand's answer and verdict, as for a trunk checkpoint (eval.json): paired comparisons use them
+        (self.run_dir / "evals").mkdir(exist_ok=True)
+        T.write_json_atomic(self.run_dir / "evals" / f"step-{step}.json",
+                            {rule: {"summary": r.summary(), "records": r.records} for rule, r in results.items()})
         self.record_eval(step, summary, time.time() - t0, **extra)
         return summary
 
@@ -263,17 +265,13 @@ def rl_worker(job: dict) -> dict | None:
             "created": time.time(),
         })
         run.log(f"finished in {train_seconds:.0f}s: {final}")
-    run.finish_tracking()
+    run.finish_tracking("reward")
     barrier()
     return {"final": str(final)} if place.main else None
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description="Run one RL worker (under torchrun or alone).")
-    ap.add_argument("--job", required=True, help="job JSON written by `raysweep rl --plan-only`")
-    args = ap.parse_args(argv)
-    rl_worker(json.loads(Path(args.job).read_text()))
-    return 0
+    return job_file_main(rl_worker, "rl", argv)
 
 
 if __name__ == "__main__":

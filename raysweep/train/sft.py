@@ -10,6 +10,7 @@ from pathlib import Path
 from raysweep.config import RaysweepConfig
 from raysweep.tracking import tracking_uri
 from raysweep.train import trunk as T
+from raysweep.train.record import close_open_run
 
 
 def for_workers(cfg: RaysweepConfig) -> RaysweepConfig:
@@ -72,11 +73,11 @@ def run_sft(cfg: RaysweepConfig, parent_run_id: str | None = None) -> list[Path]
         missing = [k for k in cfg.sft.checkpoints if k not in T.finished_steps(tdir)]
         if not missing:
             print(f"[sft seed={job['seed']}] all checkpoints finished in {tdir}; nothing to do", file=sys.stderr)
+            close_open_run(cfg, tdir, f"sft seed={job['seed']}", "loss")
         else:
             t0 = time.time()
-            run_on_workers(sft_worker, job, num_workers=cfg.sft.num_workers, use_gpu=cfg.sft.use_gpu,
-                           cpus_per_worker=cfg.sft.cpus_per_worker, name=f"sft-{job['trunk_id']}-seed{job['seed']}",
-                           storage_path=Path(cfg.output_dir) / "ray")
+            run_on_workers(sft_worker, job, cfg.sft, name=f"sft-{job['trunk_id']}-seed{job['seed']}",
+                           output_dir=cfg.output_dir)
             print(f"[sft seed={job['seed']}] trunk done in {time.time() - t0:.0f}s: {tdir}", file=sys.stderr)
         print(f"# trunk seed={job['seed']}  {tdir}\n{curve_table(tdir)}")
         dirs.append(tdir)
