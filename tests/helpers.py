@@ -21,3 +21,29 @@ def kill_tree(proc, graceful: bool = False) -> None:
             p.kill()
         except psutil.NoSuchProcess:
             pass
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(check, timeout: float, what: str, proc=None, log=None, every: float = 1.0):
+    """Poll ``check()`` until it returns something truthy (returned); fail naming ``what`` after ``timeout``
+    seconds, or as soon as ``proc`` has exited (with the tail of ``log``)."""
+    import time
+    from pathlib import Path
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        got = check()
+        if got:
+            return got
+        if proc is not None and proc.poll() is not None:
+            tail = Path(log).read_text()[-4000:] if log else ""
+            raise AssertionError(f"{what}: the process exited ({proc.returncode}) first\n{tail}")
+        time.sleep(every)
+    raise AssertionError(f"{what}: not within {timeout:.0f}s")

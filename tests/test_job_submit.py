@@ -4,7 +4,6 @@
 import csv
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -13,17 +12,11 @@ import uuid
 from pathlib import Path
 
 import pytest
-from helpers import kill_tree
+from helpers import free_port, kill_tree
 
 ROOT = Path(__file__).resolve().parents[1]
 SWEEP = ["sft.checkpoints=[0, 10]", "sft.cpus_per_worker=1", "rl.cpus_per_worker=1", "rl.max_steps=2",
          "eval.n=8", "sweep.name=submitted"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _ray(*args) -> list[str]:
@@ -34,7 +27,7 @@ def _ray(*args) -> list[str]:
 def test_sweep_submitted_as_a_ray_job_to_a_two_node_cluster(tmp_path):
     from mlflow.tracking import MlflowClient
 
-    port, dash = _free_port(), _free_port()
+    port, dash = free_port(), free_port()
     # Ray's token auth, with a token of this test's own: every node, `ray status` and `ray job submit` use it
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": uuid.uuid4().hex}
     env.pop("RAY_ADDRESS", None)

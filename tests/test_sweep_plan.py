@@ -95,6 +95,26 @@ def test_shipped_job_configs_load_and_plan():
     assert smol.rl.sft_step == 80 and smol.model.name == "smollm2-135m" and smol.rl.grid == {}
 
 
+def test_paper_scale_gpu_job_fits_the_cluster_yaml_workers():
+    from pathlib import Path
+
+    import yaml
+
+    root = Path(__file__).resolve().parents[1]
+    cfg = load_config(root / "jobs" / "qwen2.5-1.5b.yaml")
+    cells = plan_cells(cfg)
+    assert len(cells) == 2 * 8 * 2 and cfg.rl.use_gpu and cfg.sft.use_gpu
+    assert {cfg.sft.deepspeed.stage, cfg.rl.deepspeed.stage} == {2, 3}
+    # on the cluster.yaml of this repository: a CPU head and g5.12xlarge nodes (4 GPUs, 48 vCPUs each)
+    cluster = yaml.safe_load((root / "cluster.yaml").read_text())
+    assert cluster["available_node_types"]["head"]["resources"] == {"CPU": 0}
+    g5 = {"CPU": 48.0, "GPU": 4.0}
+    plan = resource_plan(cfg.rl, [{"CPU": 0.0}] + [g5] * cluster["max_workers"], len(cells), use_gpu=True)
+    assert plan.per_trial == {"CPU": 32.0, "GPU": 4.0}
+    assert (plan.max_concurrent, plan.limited_by) == (cluster["max_workers"], "cluster")
+    assert cfg.output_dir.startswith("/mnt/shared")  # the EFS mount every node sees
+
+
 def test_driver_runtime_env_leaves_a_submitted_jobs_own_settings_alone():
     from raysweep.train.launch import RUNTIME_ENV, driver_runtime_env
 

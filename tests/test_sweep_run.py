@@ -1,53 +1,148 @@
-"""`raysweep run` end to end on tiny: trunk, a 2 x 2 Tune grid of RL trials, MLflow parent/children, resume."""
+"""`raysweep run` end to end on tiny, against a real `mlflow server` (sqlite backend, loopback) and a local
+S3 server (moto) as the sweep's storage: a trunk, a 2 x 2 Tune grid of RL trials; the driver is killed
+mid-sweep, its machine's working copy of the sweep is deleted, and `raysweep resume s3://...` finishes the
+sweep without redoing a finished trial or duplicating an MLflow run."""
 
 import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+import urllib.request
 from pathlib import Path
 
+import pyarrow.fs
 import pytest
+import yaml
+from helpers import free_port, kill_tree, wait_for
 
-from raysweep.config import load_config
 from raysweep.train import trunk as T
 
 SWEEP = ["model.name=tiny", "sft.checkpoints=[0, 20]", "sft.learning_rate=3e-3", "sft.per_device_batch_size=16",
          "sft.num_examples=256", "sft.warmup_steps=0", "sft.deepspeed.stage=0", "sft.cpus_per_worker=2",
          "eval.n=16", "task.reward=paper", "rl.grid={learning_rate: [1e-4, 1e-3]}", "rl.max_steps=3",
          "rl.eval_every=0", "rl.batch_size=4", "rl.num_generations=4", "rl.num_prompts=64", "rl.deepspeed.stage=0",
-         "rl.cpus_per_worker=2"]
+         "rl.cpus_per_worker=2", "output_dir=out", "sweep.name=quick", "tracking.experiment=sweep-test"]
+S3_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+def _raysweep(*args) -> list[str]:
+    return [sys.executable, "-m", "raysweep.cli", *args]
+
+
+def _healthy(url: str, path: str = "/health") -> bool:
+    try:
+        with urllib.request.urlopen(url + path, timeout=2) as r:
+            return r.status == 200
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def mlflow_server(tmp_path):
+    """A real tracking server on loopback (sqlite backend, served artifacts); its URL. Stopped by pid."""
+    port = free_port()
+    log = tmp_path / "mlflow-server.log"
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
+         "--workers", "1", "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
+         "--artifacts-destination", str(tmp_path / "server-artifacts")],
+        stdout=open(log, "w"), stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: _healthy(url), 120, "mlflow server up", proc, log)
+        yield url
+    finally:
+        kill_tree(proc, graceful=True)
+
+
+@pytest.fixture
+def s3_server(tmp_path):
+    """A local S3 API (moto's server) on loopback; the base URI of a bucket it will create. Stopped by pid."""
+    port = free_port()
+    log = tmp_path / "s3-server.log"
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=open(log, "w"), stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_for(lambda: _healthy(f"http://127.0.0.1:{port}/moto-api", "/"), 60, "S3 server up", proc, log)
+        yield f"s3://sweeps-bucket/raysweep?endpoint_override=127.0.0.1:{port}&scheme=http&allow_bucket_creation=true"
+    finally:
+        kill_tree(proc, graceful=True)
 
 
 @pytest.mark.integration
-def test_sweep_runs_the_grid_and_a_rerun_redoes_nothing(tmp_path, monkeypatch):
+def test_sweep_killed_mid_grid_resumes_with_nothing_redone(tmp_path, mlflow_server, s3_server):
     from mlflow.tracking import MlflowClient
 
-    from raysweep.sweep.run import resume_sweep, run_sweep
+    from raysweep.sweep.storage import child_uri, read_remote_text
 
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    cfg = load_config(None, SWEEP + ["output_dir=out", "sweep.name=quick"])
-    sdir = run_sweep(cfg)
-    assert sdir == tmp_path / "out" / "sweeps" / "quick"
+    env = {**os.environ, **S3_ENV, "MLFLOW_TRACKING_URI": mlflow_server, "RAY_USAGE_STATS_ENABLED": "0"}
+    env.pop("RAY_ADDRESS", None)
+    os.environ.update(S3_ENV)  # for this process's reads of the bucket
+    sdir = tmp_path / "out" / "sweeps" / "quick"
+    remote = child_uri(s3_server, "quick")
+    log = tmp_path / "driver.log"
+    driver = subprocess.Popen(_raysweep("run", *SWEEP, f"sweep.storage={s3_server}"), cwd=tmp_path, env=env,
+                              stdout=open(log, "w"), stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        cells = wait_for(lambda: (sdir / "cells.json").is_file() and json.loads((sdir / "cells.json").read_text()),
+                         600, "the sweep's cells planned", driver, log)
+        rdirs = {name: Path(job).parent for name, job in cells.items()}
 
+        def some_finished():
+            return [n for n, d in rdirs.items() if (d / "final" / "manifest.json").is_file()]
+
+        wait_for(some_finished, 600, "a first trial finished", driver, log)
+    finally:
+        kill_tree(driver)  # the driver, its local Ray instance, the trials and their training workers
+    done_before = some_finished()
+    assert len(done_before) < len(rdirs) - 1, "killed too late to test resume"
+    assert "[sweep]" in log.read_text() and "running" in log.read_text()  # the live view was printing
+    records_before = {n: list(T.read_results(rdirs[n])) for n in done_before}
+    client = MlflowClient(tracking_uri=mlflow_server)
+    exp = client.get_experiment_by_name("sweep-test")
+    runs_before = {r.info.run_id: r.info.status for r in client.search_runs([exp.experiment_id])}
+
+    # the sweep's record is in the bucket: Tune's experiment state and the sweep's own files
+    saved = yaml.safe_load(read_remote_text(child_uri(s3_server, "quick/config.yaml")))
+    assert saved["sweep"]["name"] == "quick" and saved["sweep"]["storage"] == s3_server
+    fs, path = pyarrow.fs.FileSystem.from_uri(child_uri(s3_server, "quick/trials"))
+    assert "tuner.pkl" in {f.base_name for f in fs.get_file_info(pyarrow.fs.FileSelector(path))}
+    parent = read_remote_text(child_uri(s3_server, "quick/mlflow_run_id"))
+    # a new driver machine: no local copy of the sweep; trunks and RL runs are on the shared output_dir
+    shutil.rmtree(sdir)
+    resume = subprocess.run(_raysweep("resume", remote), cwd=tmp_path, env=env, capture_output=True, text=True,
+                            timeout=900)
+    assert resume.returncode == 0, resume.stdout[-3000:] + resume.stderr[-5000:]
+    assert "continuing the Tune experiment in s3://sweeps-bucket/raysweep/quick" in resume.stderr
+    assert "pulled config.yaml, cells.json, mlflow_run_id" in resume.stderr
+
+    # nothing finished was redone; every cell finished
+    for n in done_before:
+        assert list(T.read_results(rdirs[n])) == records_before[n], f"{n} was trained again"
     rows = list(csv.DictReader(open(sdir / "results.csv")))
     assert [(r["rl.sft_step"], r["rl.learning_rate"]) for r in rows] == [
         ("0", "0.0001"), ("0", "0.001"), ("20", "0.0001"), ("20", "0.001")]
     assert all(r["finished"] == "True" and r["id_n"] == "16" and 0 <= float(r["ood_acc_final"]) <= 1 for r in rows)
     assert {r["start_checkpoint"].rsplit("/", 1)[1] for r in rows} == {"step-0", "step-20"}
 
-    # MLflow: one parent run for the sweep; the trunk and every trial are its children, with the same param names
-    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'out' / 'mlflow.db'}")
-    parent = (sdir / "mlflow_run_id").read_text().strip()
-    exp = client.get_experiment_by_name("raysweep")
-    children = client.search_runs([exp.experiment_id], f"tags.mlflow.parentRunId = '{parent}'")
-    kinds = sorted(r.data.tags["raysweep.kind"] for r in children)
-    assert kinds == ["rl"] * 4 + ["sft"]
+    # MLflow, read back from the server: one parent; the trunk and every trial are its children, with the same
+    # param names; the runs that existed before the kill were continued, not duplicated
+    assert (sdir / "mlflow_run_id").read_text().strip() == parent
+    assert read_remote_text(child_uri(s3_server, "quick/results.csv")).splitlines() == \
+        (sdir / "results.csv").read_text().splitlines()
+    runs = client.search_runs([exp.experiment_id])
+    assert len(runs) == 1 + 1 + 4 and set(runs_before) <= {r.info.run_id for r in runs}
+    assert all(r.info.status == "FINISHED" for r in runs), [(r.info.run_name, r.info.status) for r in runs]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent]
+    assert sorted(r.data.tags["raysweep.kind"] for r in children) == ["rl"] * 4 + ["sft"]
     trials = [r for r in children if r.data.tags["raysweep.kind"] == "rl"]
     assert sorted(r.data.params["rl.learning_rate"] for r in trials) == ["0.0001", "0.0001", "0.001", "0.001"]
     assert {r.data.tags["raysweep.parent_sft_step"] for r in trials} == {"0", "20"}
-    assert "results.csv" in [a.path for a in client.list_artifacts(parent)]
-
-    # resume (as after a dead driver): nothing trained again, no new MLflow runs
-    before = {r["rl_run_dir"]: list(T.read_results(Path(r["rl_run_dir"]))) for r in rows}
-    assert resume_sweep(sdir) == sdir
-    for rdir, records in before.items():
-        assert list(T.read_results(Path(rdir))) == records
-    assert len(client.search_runs([exp.experiment_id])) == 6
+    assert sorted(r["mlflow_run_id"] for r in rows) == sorted(r.info.run_id for r in trials)
+    assert {"results.csv", "accuracy_vs_sft.png", "config.yaml"} <= {a.path for a in client.list_artifacts(parent)}
+    first = next(r["mlflow_run_id"] for r in rows if r["cell"] == done_before[0])
+    assert {"curves.png", "results.jsonl"} <= {a.path for a in client.list_artifacts(first)}
+    # step-wise metrics: the trial's training reward at every step
+    assert [m.step for m in client.get_metric_history(first, "train/reward")] == [1, 2, 3]

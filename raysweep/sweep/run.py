@@ -1,6 +1,7 @@
 """``raysweep run`` / ``raysweep resume``: SFT trunks, then a Ray Tune grid of RL trials, one table.
 
-Layout (``<sweep.storage or output_dir/sweeps>/<name>/``)::
+Layout (``<sweep.storage or output_dir/sweeps>/<name>/``; with a cloud URI as ``sweep.storage``, a local
+working copy in ``<output_dir>/sweeps/<name>`` mirrored there, see :mod:`raysweep.sweep.storage`)::
 
     config.yaml        the resolved sweep config (``raysweep resume <dir>`` reads it back)
     cells.json         cell name -> its RL job file (what each trial runs)
@@ -8,6 +9,7 @@ Layout (``<sweep.storage or output_dir/sweeps>/<name>/``)::
     trials/            Ray Tune's experiment state (Tuner.restore continues it)
     results.csv        one row per cell: start and final ID/OOD accuracy with intervals, lineage
     results.jsonl      one record per invocation (run or resume): wall time of each phase
+    accuracy_vs_sft.png  per rule, accuracy against SFT length after SFT and after RL per grid setting
 
 Phase 1 trains (or finds) one trunk per seed. Phase 2 is a Tune experiment whose function trials each
 launch the RL stage's TorchTrainer (the trial driver holds no CPU or GPU; its workers do) for one cell.
@@ -24,16 +26,29 @@ import time
 from pathlib import Path
 
 from raysweep.config import ConfigError, RaysweepConfig, load_config
+from raysweep.plots import plot_sweep
 from raysweep.sweep.plan import Cell, cell_config, lineage, plan_cells, resource_plan
+from raysweep.sweep.progress import LiveView
+from raysweep.sweep.storage import SweepStorage, child_uri, is_uri, read_remote_text
 from raysweep.train import trunk as T
 
 
+def sweep_name(cfg: RaysweepConfig) -> str:
+    """``sweep.name``, or ``sweep-<hash>`` of what the sweep trains (not where it lives or logs)."""
+    if cfg.sweep.name:
+        return cfg.sweep.name
+    what = cfg.model_copy(update={"sweep": cfg.sweep.model_copy(update={"max_concurrent_trials": None,
+                                                                          "storage": None})})
+    return "sweep-" + T.digest(json.loads(what.model_dump_json(exclude={"tracking", "output_dir"})))
+
+
+def sweep_storage(cfg: RaysweepConfig) -> SweepStorage:
+    return SweepStorage.for_sweep(cfg.sweep.storage, cfg.output_dir, sweep_name(cfg))
+
+
 def sweep_dir(cfg: RaysweepConfig) -> Path:
-    name = cfg.sweep.name or "sweep-" + T.digest(
-        json.loads(cfg.model_copy(update={"sweep": cfg.sweep.model_copy(update={"max_concurrent_trials": None})})
-                   .model_dump_json(exclude={"tracking", "output_dir"})))
-    root = Path(cfg.sweep.storage) if cfg.sweep.storage else Path(cfg.output_dir) / "sweeps"
-    return root.resolve() / name
+    """The sweep's local directory (with a cloud ``sweep.storage``, the working copy mirrored there)."""
+    return sweep_storage(cfg).local
 
 
 def _parent_run(cfg: RaysweepConfig, sdir: Path) -> str | None:
@@ -69,17 +84,10 @@ def rl_trial(config: dict) -> None:
     """One Tune trial: the RL run of one cell (trained, resumed, or found finished), then its metrics."""
     from ray import tune
 
-    from raysweep.train.launch import run_on_workers
-    from raysweep.train.rl import is_finished
-    from raysweep.train.rl_worker import rl_worker
+    from raysweep.train.rl import launch
 
     job = json.loads(Path(json.loads(Path(config["cells_file"]).read_text())[config["cell"]]).read_text())
-    rl = RaysweepConfig.model_validate(job["config"]).rl
-    rdir = Path(job["run_dir"])
-    if not is_finished(rdir):
-        run_on_workers(rl_worker, job, num_workers=rl.num_workers, use_gpu=rl.use_gpu,
-                       cpus_per_worker=rl.cpus_per_worker, name=f"rl-{job['run_id']}",
-                       storage_path=Path(job["config"]["output_dir"]) / "ray")
+    rdir = launch(job)
     tune.report({"cell": config["cell"], **final_metrics(rdir)})
 
 
@@ -133,12 +141,17 @@ def run_sweep(cfg: RaysweepConfig) -> Path:
 
     cfg = for_workers(cfg)  # absolute output directory and tracking URI: trials and `resume` run elsewhere
     cells = plan_cells(cfg)  # validates every grid combination before anything runs
-    sdir = sweep_dir(cfg)
+    store = sweep_storage(cfg)
+    sdir = store.local
     sdir.mkdir(parents=True, exist_ok=True)
+    pulled = store.pull()  # a resume on another machine: the parent run id, the invocation records
     (sdir / "config.yaml").write_text(cfg.to_yaml())
     t0 = time.time()
     parent = _parent_run(cfg, sdir)
-    print(f"[sweep] {sdir.name}: {len(cfg.sft.seeds)} trunk(s), {len(cells)} RL cell(s) -> {sdir}", file=sys.stderr)
+    store.push()
+    print(f"[sweep] {sdir.name}: {len(cfg.sft.seeds)} trunk(s), {len(cells)} RL cell(s) -> {sdir}"
+          + (f" (mirrored to {store.remote}{'; pulled ' + ', '.join(pulled) if pulled else ''})"
+             if store.remote else ""), file=sys.stderr)
 
     # phase 1: the trunks
     run_sft(cfg, parent_run_id=parent)
@@ -147,11 +160,13 @@ def run_sweep(cfg: RaysweepConfig) -> Path:
     # phase 2: one Tune trial per cell
     jobs = {}
     for cell in cells:
-        job = plan_job(cell_config(cfg, cell), parent)
+        ccfg = cell_config(cfg, cell)
+        job = plan_job(ccfg, parent)
         job["cell"] = cell.name
         jobs[cell.name] = job
-        write_job(job, cell_config(cfg, cell))
+        write_job(job, ccfg)
     T.write_json_atomic(sdir / "cells.json", {name: str(Path(j["run_dir"]) / "job.json") for name, j in jobs.items()})
+    store.push()
     ensure_ray()
     use_gpu = cluster_has_gpus() if cfg.rl.use_gpu is None else cfg.rl.use_gpu
     nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
@@ -159,10 +174,12 @@ def run_sweep(cfg: RaysweepConfig) -> Path:
     print(f"[sweep] each trial: {plan.per_trial} in {len(plan.bundles) - 1} worker bundle(s); "
           f"{plan.max_concurrent} at once (limited by {plan.limited_by})", file=sys.stderr)
     trainable = tune.with_resources(rl_trial, {"cpu": 0, "memory": cfg.sweep.trial_memory_mb * 2**20})
-    path = sdir / "trials"
-    if tune.Tuner.can_restore(str(path)):
-        print(f"[sweep] continuing the Tune experiment in {path}", file=sys.stderr)
-        tuner = tune.Tuner.restore(str(path), trainable, resume_unfinished=True, resume_errored=True)
+    storage_path, fs = store.tune_storage()
+    path = f"{storage_path}/trials"
+    if tune.Tuner.can_restore(path, storage_filesystem=fs):
+        print(f"[sweep] continuing the Tune experiment in {store.remote or storage_path}/trials", file=sys.stderr)
+        tuner = tune.Tuner.restore(path, trainable, resume_unfinished=True, resume_errored=True,
+                                   storage_filesystem=fs)
     else:
         tuner = tune.Tuner(
             trainable,
@@ -170,13 +187,19 @@ def run_sweep(cfg: RaysweepConfig) -> Path:
             tune_config=tune.TuneConfig(max_concurrent_trials=plan.max_concurrent,
                                         trial_name_creator=lambda t: t.config["cell"],
                                         trial_dirname_creator=lambda t: t.config["cell"]),
-            run_config=tune.RunConfig(name="trials", storage_path=str(sdir),
+            run_config=tune.RunConfig(name="trials", storage_path=storage_path, storage_filesystem=fs,
+                                      verbose=0,  # LiveView reports progress
                                       failure_config=tune.FailureConfig(max_failures=cfg.sweep.max_failures)),
         )
-    tuner.fit()
+    with LiveView(cells, [Path(jobs[c.name]["run_dir"]) for c in cells], cfg.rl.max_steps):
+        grid = tuner.fit()
+    for result in grid:
+        if result.error is not None:
+            print(f"[sweep] trial {result.config.get('cell')} failed: {result.error!r}", file=sys.stderr)
 
     rows = results_table(cfg, cells, jobs)
     write_table(rows, sdir / "results.csv")
+    plot_sweep(rows, cfg.task.eval_rules, sdir / "accuracy_vs_sft.png", sdir.name)
     wall = time.time() - t0
     T.append_result(sdir, {"kind": "invocation", "wall_s": wall, "sft_phase_s": t_sft, "rl_phase_s": wall - t_sft,
                            "cells": len(cells), "finished": sum(r["finished"] for r in rows)})
@@ -187,9 +210,13 @@ def run_sweep(cfg: RaysweepConfig) -> Path:
 
         mlflow.set_tracking_uri(tracking_uri(cfg.tracking, cfg.output_dir))
         with mlflow.start_run(run_id=parent):
-            mlflow.log_artifact(str(sdir / "results.csv"))
+            for name in ("results.csv", "accuracy_vs_sft.png"):
+                if (sdir / name).is_file():
+                    mlflow.log_artifact(str(sdir / name))
             mlflow.log_metric("sweep/cells_finished", sum(r["finished"] for r in rows))
-    print(f"# sweep {sdir.name}  ({wall:.0f}s; results: {sdir / 'results.csv'})")
+    store.push()
+    print(f"# sweep {sdir.name}  ({wall:.0f}s; results: {sdir / 'results.csv'}"
+          + (f", mirrored to {store.remote}" if store.remote else "") + ")")
     print(summary(rows, cfg.task.eval_rules))
     missing = [r["cell"] for r in rows if not r["finished"]]
     if missing:
@@ -197,9 +224,20 @@ def run_sweep(cfg: RaysweepConfig) -> Path:
     return sdir
 
 
-def resume_sweep(sdir: str | Path) -> Path:
-    """Continue the sweep in ``sdir`` from its saved config (nothing finished is redone)."""
-    f = Path(sdir) / "config.yaml"
+def resume_sweep(location: str | Path) -> Path:
+    """Continue the sweep at ``location`` (its local directory, or its URI in a cloud ``sweep.storage``)
+    from its saved config; nothing finished is redone."""
+    import tempfile
+
+    if is_uri(str(location)):
+        text = read_remote_text(child_uri(str(location), "config.yaml"))
+        if text is None:
+            raise ConfigError(f"{location}: not a sweep (no config.yaml there); start one with `raysweep run`")
+        with tempfile.TemporaryDirectory() as tmp:
+            (Path(tmp) / "config.yaml").write_text(text)
+            cfg = load_config(Path(tmp) / "config.yaml")
+        return run_sweep(cfg)
+    f = Path(location) / "config.yaml"
     if not f.is_file():
-        raise ConfigError(f"{sdir}: not a sweep directory (no config.yaml); start one with `raysweep run`")
+        raise ConfigError(f"{location}: not a sweep directory (no config.yaml); start one with `raysweep run`")
     return run_sweep(load_config(f))

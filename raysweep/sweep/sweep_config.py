@@ -11,7 +11,10 @@ class SweepConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str | None = Field(None, description="Sweep name (its directory); default: sweep-<hash of the config>.")
-    storage: str | None = Field(None, description="Directory holding sweeps; default: <output_dir>/sweeps.")
+    storage: str | None = Field(
+        None, description="Where sweeps live: a directory, or a cloud URI (s3://bucket/prefix, gs://..., options "
+        "such as endpoint_override in the query string; Tune's state goes there, the sweep's files are mirrored). "
+        "Default: <output_dir>/sweeps.")
     max_concurrent_trials: int | None = Field(
         None, ge=1, description="Trials at once; default: as many as the cluster fits (see the resource plan).")
     max_failures: int = Field(1, ge=0, description="Retries of a failed trial (each resumes its RL checkpoint).")
