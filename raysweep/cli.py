@@ -210,6 +210,20 @@ def cmd_resume(args) -> int:
     return 0
 
 
+def cmd_report(args) -> int:
+    from raysweep.boundary.analyse import analyse, summary_text
+    from raysweep.boundary.report import write_report
+    from raysweep.config import ConfigError
+
+    sdir = Path(args.sweep_dir)
+    if not (sdir / "config.yaml").is_file() or not (sdir / "cells.json").is_file():
+        raise ConfigError(f"{sdir}: not a sweep directory with planned cells (config.yaml, cells.json); "
+                          "run the sweep with `raysweep run` first")
+    write_report(sdir, threshold=args.threshold, log_to_mlflow=not args.no_mlflow)
+    print(summary_text(analyse(sdir, args.threshold)))
+    return 0
+
+
 # --------------------------------------------------------------------------------------- config
 
 
@@ -278,6 +292,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("sweep_dir", metavar="SWEEP",
                    help="<output_dir>/sweeps/<name>, or <sweep.storage URI>/<name> (e.g. s3://bucket/sweeps/quick)")
     p.set_defaults(func=cmd_resume)
+    p = sub.add_parser("report", help="the recovery analysis of a sweep: window, peak, figures, to MLflow",
+                       description="Per cell: accuracy after SFT and after RL and RL's paired gain with a 95% interval "
+                                   "(same evaluation hands); per RL setting and rule: the window of SFT lengths RL "
+                                   "recovers from, with bracketed edges; per trunk: the peak and whether the loss "
+                                   "would have found it. Writes <sweep>/report/ (boundary.csv, report.md, figures) "
+                                   "and logs it to the sweep's MLflow parent run. `raysweep run` does this at the end.")
+    p.add_argument("sweep_dir", metavar="SWEEP_DIR", help="<output_dir>/sweeps/<name>")
+    p.add_argument("--threshold", type=float, default=0.0,
+                   help="a length is in the window when the gain's 95%% interval lies above this (default 0)")
+    p.add_argument("--no-mlflow", action="store_true", help="write the files only")
+    p.set_defaults(func=cmd_report)
 
     # task
     t = sub.add_parser("task", help="the GeneralPoints task: score answers, solve hands, show prompts")

@@ -64,10 +64,11 @@ def _pyplot():
     return plt
 
 
-def _band(ax, series, label, **kw):
+def _band(ax, series, label, band_alpha: float = 0.15, **kw):
+    """A line of (x, y, low, high) points with its interval as a shaded band."""
     xs = [p[0] for p in series]
     line, = ax.plot(xs, [p[1] for p in series], marker="o", label=label, **kw)
-    ax.fill_between(xs, [p[2] for p in series], [p[3] for p in series], alpha=0.15, color=line.get_color())
+    ax.fill_between(xs, [p[2] for p in series], [p[3] for p in series], alpha=band_alpha, color=line.get_color())
 
 
 def plot_run(records: Sequence[dict], path: Path, title: str, train_metric: str = "reward",

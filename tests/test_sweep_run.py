@@ -142,6 +142,10 @@ def test_sweep_killed_mid_grid_resumes_with_nothing_redone(tmp_path, mlflow_serv
     assert {r.data.tags["raysweep.parent_sft_step"] for r in trials} == {"0", "20"}
     assert sorted(r["mlflow_run_id"] for r in rows) == sorted(r.info.run_id for r in trials)
     assert {"results.csv", "accuracy_vs_sft.png", "config.yaml"} <= {a.path for a in client.list_artifacts(parent)}
+    # the recovery report, written at the end of the sweep
+    assert {"report/report.md", "report/boundary.csv", "report/recovery_ood.png"} <= {
+        a.path for a in client.list_artifacts(parent, "report")}
+    assert "ood, learning_rate=0.0001:" in (sdir / "report" / "report.md").read_text()
     first = next(r["mlflow_run_id"] for r in rows if r["cell"] == done_before[0])
     assert {"curves.png", "results.jsonl"} <= {a.path for a in client.list_artifacts(first)}
     # step-wise metrics: the trial's training reward at every step

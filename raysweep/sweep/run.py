@@ -214,6 +214,12 @@ def run_sweep(cfg: RaysweepConfig) -> Path:
                 if (sdir / name).is_file():
                     mlflow.log_artifact(str(sdir / name))
             mlflow.log_metric("sweep/cells_finished", sum(r["finished"] for r in rows))
+    try:
+        from raysweep.boundary.report import write_report
+
+        write_report(sdir)
+    except Exception as exc:  # noqa: BLE001 - the sweep's results are saved; the report can be redone
+        print(f"[sweep] the report failed ({exc!r}); `raysweep report {sdir}` redoes it", file=sys.stderr)
     store.push()
     print(f"# sweep {sdir.name}  ({wall:.0f}s; results: {sdir / 'results.csv'}"
           + (f", mirrored to {store.remote}" if store.remote else "") + ")")

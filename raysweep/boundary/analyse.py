@@ -1,0 +1,129 @@
+"""A sweep's recovery analysis: per cell the paired before/after difference and the recovery ratio,
+per trunk the accuracy peak, per RL setting and rule the recovery window (over seeds).
+
+Reads only files the sweep wrote: each cell's starting checkpoint's ``eval.json`` (before RL), its RL
+run's final ``evals/step-<k>.json`` (after RL), and each trunk's ``results.jsonl`` (the curve along SFT
+and the evaluation loss). The maths is in :mod:`raysweep.boundary.metrics` and
+:mod:`raysweep.boundary.window`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from raysweep.boundary.metrics import Diff, compare_records, over_seeds, ratio
+from raysweep.boundary.window import Peak, Window, find_peak, recovery_window
+from raysweep.config import RaysweepConfig, load_config
+from raysweep.sweep.plan import Cell, lineage, plan_cells
+
+
+@dataclass(frozen=True)
+class CellRecovery:
+    cell: Cell
+    rule: str
+    before: float
+    after: float
+    diff: Diff
+    ratio: tuple[float, float, float] | None  # (value, low, high) relative to the trunk's peak
+
+    def row(self) -> dict:
+        r = {"cell": self.cell.name, **self.cell.params(), "rule": self.rule, "before": self.before,
+             "after": self.after, "recovery": self.diff.value, "recovery_low": self.diff.low,
+             "recovery_high": self.diff.high, "n": self.diff.n}
+        r.update(dict(zip(("ratio", "ratio_low", "ratio_high"), self.ratio or (None, None, None))))
+        return r
+
+
+@dataclass
+class Analysis:
+    cfg: RaysweepConfig
+    cells: list[CellRecovery] = field(default_factory=list)
+    peaks: dict[tuple[int, str], Peak] = field(default_factory=dict)  # (seed, rule) -> the trunk's peak
+    curves: dict[tuple[int, str], list[tuple[int, float, float, float]]] = field(default_factory=dict)
+    losses: dict[int, dict[int, float]] = field(default_factory=dict)  # seed -> step -> evaluation loss
+    # (settings, rule) -> {sft_length: difference over seeds}
+    recovery: dict[tuple[tuple, str], dict[int, Diff]] = field(default_factory=dict)
+    windows: dict[tuple[tuple, str], Window] = field(default_factory=dict)
+    missing: list[str] = field(default_factory=list)  # cells without a final evaluation yet
+
+
+def trunk_curve(tdir: Path, rule: str) -> tuple[list[tuple[int, float, float, float]], dict[int, float]]:
+    """(sft_length, accuracy, low, high) of ``rule`` along a trunk, and the evaluation loss by length
+    (``rule``'s expert-answer loss: the test loss a practitioner would watch)."""
+    from raysweep.plots import eval_series
+    from raysweep.train import trunk as T
+
+    records = list(T.read_results(tdir))
+    curve = eval_series(records).get(rule, [])
+    losses = {}
+    for r in records:
+        if r.get("kind") == "checkpoint" and r["eval"].get(rule, {}).get("loss") is not None:
+            losses[r["step"]] = r["eval"][rule]["loss"]
+    return curve, losses
+
+
+def final_eval_file(rdir: Path) -> Path | None:
+    """The RL run's last evaluation with every hand (``evals/step-<k>.json`` with the largest k)."""
+    files = list((rdir / "evals").glob("step-*.json")) if (rdir / "evals").is_dir() else []
+    return max(files, key=lambda p: int(p.stem.split("-")[1]), default=None)
+
+
+def analyse(sweep_dir: str | Path, threshold: float = 0.0) -> Analysis:
+    """Analyse the sweep in ``sweep_dir`` (finished cells; unfinished ones are listed in ``missing``)."""
+    from raysweep.train.rl import is_finished
+
+    sdir = Path(sweep_dir)
+    cfg = load_config(sdir / "config.yaml")
+    jobs = json.loads((sdir / "cells.json").read_text())
+    out = Analysis(cfg)
+    rules = list(cfg.task.eval_rules)
+    for seed in cfg.sft.seeds:
+        tdir = Path(lineage(cfg, Cell(seed, cfg.sft.checkpoints[0]))["trunk_dir"])
+        for rule in rules:
+            curve, losses = trunk_curve(tdir, rule)
+            if curve:
+                out.curves[(seed, rule)] = curve
+                out.peaks[(seed, rule)] = find_peak(curve, losses)
+            if rule == rules[0]:
+                out.losses[seed] = losses
+    per: dict[tuple[tuple, str], dict[int, list[Diff]]] = {}
+    for cell in plan_cells(cfg):
+        job = json.loads(Path(jobs[cell.name]).read_text())
+        rdir = Path(job["run_dir"])
+        after_file = final_eval_file(rdir)
+        if not is_finished(rdir) or after_file is None:
+            out.missing.append(cell.name)
+            continue
+        before_all = json.loads((Path(job["start_path"]) / "eval.json").read_text())
+        after_all = json.loads(after_file.read_text())
+        for rule in rules:
+            d = compare_records(before_all[rule]["records"], after_all[rule]["records"])
+            before, after = before_all[rule]["summary"]["accuracy"], after_all[rule]["summary"]["accuracy"]
+            peak = out.peaks.get((cell.seed, rule))
+            out.cells.append(CellRecovery(cell, rule, before, after, d,
+                                          ratio(d, before, peak.accuracy) if peak else None))
+            per.setdefault((cell.settings, rule), {}).setdefault(cell.sft_step, []).append(d)
+    for key, by_step in per.items():
+        out.recovery[key] = {step: over_seeds(ds) for step, ds in sorted(by_step.items())}
+        out.windows[key] = recovery_window(out.recovery[key], threshold)
+    return out
+
+
+def settings_label(settings: tuple) -> str:
+    return ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in settings) or "(fixed)"
+
+
+def summary_text(a: Analysis) -> str:
+    """The window per RL setting and rule, the peaks, and what the loss would have chosen."""
+    lines = []
+    for (seed, rule), p in sorted(a.peaks.items()):
+        pick = {True: "would", False: "would not", None: "(no loss recorded)"}[p.loss_picks_peak]
+        lines.append(f"trunk seed {seed}, {rule}: peak {p.accuracy:.3f} [{p.low:.3f}, {p.high:.3f}] at SFT length "
+                     f"{p.step}; the lowest evaluation loss is at {p.loss_step}, so choosing by loss {pick} find it")
+    for (settings, rule), w in sorted(a.windows.items(), key=lambda kv: (kv[0][1], str(kv[0][0]))):
+        lines.append(f"{rule}, {settings_label(settings)}: {w.describe()}")
+    if a.missing:
+        lines.append(f"not finished (left out): {', '.join(a.missing)}")
+    return "\n".join(lines)

@@ -1,0 +1,78 @@
+"""``raysweep report <sweep dir>``: the recovery analysis written to ``<sweep>/report/`` and logged to the
+sweep's MLflow parent run (artifact folder ``report``).
+
+Files: ``boundary.csv`` (per cell and rule: accuracy before and after RL, the paired recovery with its
+95% interval, the recovery ratio), ``report.md`` (the window per RL setting and rule, the peaks, whether
+the loss would have found them, the table), and per rule ``recovery_<rule>.png``, ``heatmap_<rule>.png``,
+``loss_<rule>.png``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from raysweep.boundary.analyse import Analysis, analyse, settings_label, summary_text
+from raysweep.boundary.figures import heatmap_figure, loss_figure, recovery_figure
+
+
+def _fmt(v) -> str:
+    return "" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v)
+
+
+def markdown(a: Analysis, sweep_name: str, threshold: float) -> str:
+    lines = [f"# Recovery report: {sweep_name}", "",
+             f"Model `{a.cfg.model.name}`; SFT lengths {list(a.cfg.sft.checkpoints)}, seeds {list(a.cfg.sft.seeds)}; "
+             f"{a.cfg.eval.n} evaluation hands per rule. A length is in the window when the 95% interval of "
+             f"RL's paired gain (after RL − after SFT, same hands) lies above {threshold:g}.", "",
+             "## Findings", ""]
+    lines += [f"- {line}" for line in summary_text(a).splitlines()]
+    lines += ["", "## Recovery per SFT length (mean over seeds)", "",
+              "| rule | RL setting | SFT length | recovery | 95% interval | seeds |", "|---|---|---:|---:|---|---:|"]
+    for (settings, rule), by_step in sorted(a.recovery.items(), key=lambda kv: (kv[0][1], str(kv[0][0]))):
+        for step, d in by_step.items():
+            star = " **\\***" if d.low > threshold else ""
+            lines.append(f"| {rule} | {settings_label(settings)} | {step} | {d.value:+.3f}{star} | "
+                         f"[{d.low:+.3f}, {d.high:+.3f}] | {d.n} |")
+    lines += ["", "## Cells", "", "| cell | rule | before | after | recovery [95%] | ratio [95%] |",
+              "|---|---|---:|---:|---|---|"]
+    for c in a.cells:
+        r = c.row()
+        ratio = (f"{r['ratio']:+.2f} [{r['ratio_low']:+.2f}, {r['ratio_high']:+.2f}]" if r["ratio"] is not None
+                 else "n/a (SFT lost nothing)")
+        lines.append(f"| {c.cell.name} | {c.rule} | {c.before:.3f} | {c.after:.3f} | "
+                     f"{c.diff.value:+.3f} [{c.diff.low:+.3f}, {c.diff.high:+.3f}] | {ratio} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_report(sweep_dir: str | Path, threshold: float = 0.0, log_to_mlflow: bool = True) -> list[Path]:
+    """Analyse the sweep and write (and log) the report; the files written."""
+    from raysweep.sweep.run import write_table
+
+    sdir = Path(sweep_dir)
+    a = analyse(sdir, threshold)
+    out = sdir / "report"
+    out.mkdir(exist_ok=True)
+    files = []
+    rows = [c.row() for c in a.cells]
+    if rows:
+        write_table(rows, out / "boundary.csv")
+        files.append(out / "boundary.csv")
+    (out / "report.md").write_text(markdown(a, sdir.name, threshold))
+    files.append(out / "report.md")
+    for rule in a.cfg.task.eval_rules:
+        for draw, name in ((recovery_figure, "recovery"), (heatmap_figure, "heatmap"), (loss_figure, "loss")):
+            f = draw(a, rule, out / f"{name}_{rule}.png")
+            if f is not None:
+                files.append(f)
+    if log_to_mlflow and a.cfg.tracking.enabled and (sdir / "mlflow_run_id").is_file():
+        from mlflow.tracking import MlflowClient
+
+        from raysweep.tracking import tracking_uri
+
+        client = MlflowClient(tracking_uri(a.cfg.tracking, a.cfg.output_dir))
+        run_id = (sdir / "mlflow_run_id").read_text().strip()
+        for f in files:
+            client.log_artifact(run_id, str(f), "report")
+    print(f"[report] {len(files)} file(s) in {out}", file=sys.stderr)
+    return files

@@ -1,0 +1,104 @@
+"""The sweep analysis on a synthetic sweep directory (the files a sweep writes, with a known response
+surface): paired recoveries, the peak, the window over seeds."""
+
+import json
+
+from raysweep.boundary.analyse import analyse, summary_text
+from raysweep.config import load_config
+from raysweep.sweep.plan import lineage, plan_cells
+from raysweep.train import trunk as T
+
+N = 128
+STEPS = [0, 10, 20, 40, 80]
+OOD_SFT = {0: 0.30, 10: 0.45, 20: 0.35, 40: 0.20, 80: 0.10}  # peaks at 10, then SFT erodes it
+OOD_GAIN = {0: 0.0, 10: 0.0, 20: 0.10, 40: 0.15, 80: 0.0}  # RL recovers from 20 to 40 only
+LOSS = {0: 2.0, 10: 1.0, 20: 0.6, 40: 0.4, 80: 0.3}  # falls all along: it cannot see the peak
+
+
+def _records(acc, offset=0):
+    """N hands; the first round(acc * N) (shifted by ``offset``, wrapping) correct."""
+    k = round(acc * N)
+    correct = {(offset + i) % N for i in range(k)}
+    return [{"cards": [str(i)], "verdicts": ["correct" if i in correct else "wrong_value"]} for i in range(N)]
+
+
+def _eval(acc_by_rule, loss=None):
+    return {rule: {"summary": {"accuracy": acc, "n": N, "ci95": [max(0, acc - 0.08), min(1, acc + 0.08)],
+                               "loss": loss}, "records": _records(acc)}
+            for rule, acc in acc_by_rule.items()}
+
+
+def synthetic_sweep(tmp_path):
+    """A sweep directory as `raysweep run` leaves it (config, cells, trunks with checkpoint evaluations,
+    finished RL runs with their final evaluation) over the known surface above; no training."""
+    cfg = load_config(None, [f"output_dir={tmp_path}", "model.name=tiny", "sft.seeds=[0, 1]",
+                             f"sft.checkpoints={STEPS}", "rl.grid={learning_rate: [1e-6]}", "rl.max_steps=3"])
+    sdir = tmp_path / "sweeps" / "s"
+    sdir.mkdir(parents=True)
+    (sdir / "config.yaml").write_text(cfg.to_yaml())
+    cells = {}
+    for seed in cfg.sft.seeds:
+        tdir = T.trunk_dir(tmp_path, lineage(cfg, plan_cells(cfg)[0])["trunk_id"], seed)
+        for step in STEPS:
+            cdir = T.checkpoint_dir(tdir, step)
+            cdir.mkdir(parents=True)
+            ev = _eval({"id": 0.5, "ood": OOD_SFT[step]}, LOSS[step])
+            T.write_json_atomic(cdir / "eval.json", ev)
+            T.append_result(tdir, {"kind": "checkpoint", "step": step,
+                                   "eval": {r: e["summary"] for r, e in ev.items()}})
+    for cell in plan_cells(cfg):
+        rdir = tmp_path / "rl" / cell.name
+        (rdir / "final").mkdir(parents=True)
+        (rdir / "evals").mkdir()
+        (rdir / "final" / "manifest.json").write_text("{}")
+        # RL keeps every hand it had and gains the next ones
+        ev = _eval({"id": 0.5, "ood": OOD_SFT[cell.sft_step] + OOD_GAIN[cell.sft_step]})
+        T.write_json_atomic(rdir / "evals" / "step-3.json", ev)
+        job = {"run_dir": str(rdir), "start_path": lineage(cfg, cell)["checkpoint"]}
+        T.write_json_atomic(rdir / "job.json", job)
+        cells[cell.name] = str(rdir / "job.json")
+    T.write_json_atomic(sdir / "cells.json", cells)
+    return cfg, sdir
+
+
+def test_analysis_finds_the_window_the_peak_and_that_loss_misses_it(tmp_path):
+    cfg, sdir = synthetic_sweep(tmp_path)
+    a = analyse(sdir)
+    assert not a.missing and len(a.cells) == 2 * len(STEPS) * 2
+    peak = a.peaks[(0, "ood")]
+    assert (peak.step, peak.accuracy, peak.loss_step, peak.loss_picks_peak) == (10, OOD_SFT[10], 80, False)
+    key = ((("learning_rate", 1e-6),), "ood")
+    w = a.windows[key]
+    assert w.steps == (20, 40) and w.lower.bracket == (10, 20) and w.upper.bracket == (40, 80)
+    assert a.windows[((("learning_rate", 1e-6),), "id")].empty  # ID unchanged: no window
+    rec = a.recovery[key]
+    assert abs(rec[40].value - OOD_GAIN[40]) < 1 / N and rec[40].significant_gain and not rec[80].significant_gain
+    assert rec[40].n == 2  # two seeds
+    c = next(c for c in a.cells if c.cell.sft_step == 40 and c.rule == "ood" and c.cell.seed == 0)
+    assert abs(c.ratio[0] - c.diff.value / (OOD_SFT[10] - OOD_SFT[40])) < 1e-9  # relative to the peak
+    assert next(c for c in a.cells if c.cell.sft_step == 10 and c.rule == "ood").ratio is None  # at the peak
+    text = summary_text(a)
+    assert "ood, learning_rate=1e-06: recovers from SFT length 20 to 40" in text
+    assert "choosing by loss would not find it" in text
+
+    # an unfinished cell is left out, not guessed
+    (tmp_path / "rl" / plan_cells(cfg)[0].name / "final" / "manifest.json").unlink()
+    assert analyse(sdir).missing == [plan_cells(cfg)[0].name]
+    json.dumps([c.row() for c in a.cells])  # rows are plain data
+
+
+def test_report_writes_the_table_the_summary_and_the_figures(tmp_path):
+    from raysweep.boundary.report import write_report
+
+    cfg, sdir = synthetic_sweep(tmp_path)
+    files = write_report(sdir, log_to_mlflow=False)
+    names = sorted(f.name for f in files)
+    assert names == sorted(["boundary.csv", "report.md"] + [f"{kind}_{rule}.png" for kind in ("recovery", "heatmap",
+                                                                                           "loss")
+                                                            for rule in ("id", "ood")])
+    assert all(f.read_bytes()[:4] == b"\x89PNG" for f in files if f.suffix == ".png")
+    md = (sdir / "report" / "report.md").read_text()
+    assert "ood, learning_rate=1e-06: recovers from SFT length 20 to 40 (lower edge between 10 and 20" in md
+    assert "| ood | learning_rate=1e-06 | 40 | +0.148 **\\*** |" in md
+    rows = (sdir / "report" / "boundary.csv").read_text().splitlines()
+    assert len(rows) == 1 + 2 * len(STEPS) * 2 and rows[0].startswith("cell,sft.seed,rl.sft_step")
