@@ -203,6 +203,14 @@ def cmd_run(args) -> int:
     return 0
 
 
+def cmd_boundary(args) -> int:
+    cfg = _resolved_config(args)
+    from raysweep.boundary.search import run_boundary
+
+    run_boundary(cfg)
+    return 0
+
+
 def cmd_resume(args) -> int:
     from raysweep.sweep.run import resume_sweep
 
@@ -292,6 +300,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("sweep_dir", metavar="SWEEP",
                    help="<output_dir>/sweeps/<name>, or <sweep.storage URI>/<name> (e.g. s3://bucket/sweeps/quick)")
     p.set_defaults(func=cmd_resume)
+    p = sub.add_parser("boundary", help="find the recovery window's edges with an Optuna-driven search, not the grid",
+                       description="The same YAML as `raysweep run`. Trunks first; then a Ray Tune experiment whose "
+                                   "trials an Optuna study (<sweep>/boundary/optuna.db) chooses: each trial is one "
+                                   "(RL setting, SFT length) point, all seeds, and the sampler brackets each edge of "
+                                   "the window of boundary.rule to one checkpoint spacing (bisection from a "
+                                   "trunk-informed first probe). Finished cells on disk are reused; rerunning resumes "
+                                   "or extends the search. Ends with the report.")
+    _add_config_args(p)
+    p.set_defaults(func=cmd_boundary)
     p = sub.add_parser("report", help="the recovery analysis of a sweep: window, peak, figures, to MLflow",
                        description="Per cell: accuracy after SFT and after RL and RL's paired gain with a 95% interval "
                                    "(same evaluation hands); per RL setting and rule: the window of SFT lengths RL "
@@ -299,8 +316,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "would have found it. Writes <sweep>/report/ (boundary.csv, report.md, figures) "
                                    "and logs it to the sweep's MLflow parent run. `raysweep run` does this at the end.")
     p.add_argument("sweep_dir", metavar="SWEEP_DIR", help="<output_dir>/sweeps/<name>")
-    p.add_argument("--threshold", type=float, default=0.0,
-                   help="a length is in the window when the gain's 95%% interval lies above this (default 0)")
+    p.add_argument("--threshold", type=float, default=None,
+                   help="a length is in the window when the gain's 95%% interval lies above this "
+                        "(default: the sweep's boundary.threshold, 0)")
     p.add_argument("--no-mlflow", action="store_true", help="write the files only")
     p.set_defaults(func=cmd_report)
 

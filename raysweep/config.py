@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from raysweep.boundary.boundary_config import BoundaryConfig
 from raysweep.evaluate import EvalConfig
 from raysweep.tasks.generalpoints import TaskConfig
 from raysweep.tracking import TrackingConfig
@@ -51,8 +52,17 @@ class RaysweepConfig(BaseModel):
     sft: SFTConfig = Field(default_factory=SFTConfig, description="The SFT trunk(s).")
     rl: RLConfig = Field(default_factory=RLConfig, description="The RL stage (GRPO/RLOO from one SFT checkpoint).")
     sweep: SweepConfig = Field(default_factory=SweepConfig, description="The sweep (`raysweep run`).")
+    boundary: BoundaryConfig = Field(default_factory=BoundaryConfig,
+                                     description="The recovery window (`raysweep report`, `raysweep boundary`).")
     tracking: TrackingConfig = Field(default_factory=TrackingConfig, description="MLflow.")
     output_dir: str = Field("outputs", description="Where results are written (relative to the working directory).")
+
+    @model_validator(mode="after")
+    def _boundary_rule_is_evaluated(self) -> "RaysweepConfig":
+        if self.boundary.rule not in self.task.eval_rules:
+            raise ValueError(f"boundary.rule: {self.boundary.rule!r} is not evaluated; use one of task.eval_rules "
+                             f"{list(self.task.eval_rules)}")
+        return self
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(json.loads(self.model_dump_json()), sort_keys=False)

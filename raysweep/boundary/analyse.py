@@ -39,6 +39,7 @@ class CellRecovery:
 @dataclass
 class Analysis:
     cfg: RaysweepConfig
+    threshold: float
     cells: list[CellRecovery] = field(default_factory=list)
     peaks: dict[tuple[int, str], Peak] = field(default_factory=dict)  # (seed, rule) -> the trunk's peak
     curves: dict[tuple[int, str], list[tuple[int, float, float, float]]] = field(default_factory=dict)
@@ -70,14 +71,16 @@ def final_eval_file(rdir: Path) -> Path | None:
     return max(files, key=lambda p: int(p.stem.split("-")[1]), default=None)
 
 
-def analyse(sweep_dir: str | Path, threshold: float = 0.0) -> Analysis:
-    """Analyse the sweep in ``sweep_dir`` (finished cells; unfinished ones are listed in ``missing``)."""
+def analyse(sweep_dir: str | Path, threshold: float | None = None) -> Analysis:
+    """Analyse the sweep in ``sweep_dir`` (finished cells; the others are listed in ``missing``).
+    ``threshold``: default the config's ``boundary.threshold``."""
     from raysweep.train.rl import is_finished
 
     sdir = Path(sweep_dir)
     cfg = load_config(sdir / "config.yaml")
+    threshold = cfg.boundary.threshold if threshold is None else threshold
     jobs = json.loads((sdir / "cells.json").read_text())
-    out = Analysis(cfg)
+    out = Analysis(cfg, threshold)
     rules = list(cfg.task.eval_rules)
     for seed in cfg.sft.seeds:
         tdir = Path(lineage(cfg, Cell(seed, cfg.sft.checkpoints[0]))["trunk_dir"])
@@ -125,5 +128,5 @@ def summary_text(a: Analysis) -> str:
     for (settings, rule), w in sorted(a.windows.items(), key=lambda kv: (kv[0][1], str(kv[0][0]))):
         lines.append(f"{rule}, {settings_label(settings)}: {w.describe()}")
     if a.missing:
-        lines.append(f"not finished (left out): {', '.join(a.missing)}")
+        lines.append(f"not run or not finished (left out): {', '.join(a.missing)}")
     return "\n".join(lines)

@@ -23,6 +23,7 @@ import csv
 import json
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from raysweep.config import ConfigError, RaysweepConfig, load_config
@@ -39,7 +40,7 @@ def sweep_name(cfg: RaysweepConfig) -> str:
         return cfg.sweep.name
     what = cfg.model_copy(update={"sweep": cfg.sweep.model_copy(update={"max_concurrent_trials": None,
                                                                           "storage": None})})
-    return "sweep-" + T.digest(json.loads(what.model_dump_json(exclude={"tracking", "output_dir"})))
+    return "sweep-" + T.digest(json.loads(what.model_dump_json(exclude={"tracking", "output_dir", "boundary"})))
 
 
 def sweep_storage(cfg: RaysweepConfig) -> SweepStorage:
@@ -125,17 +126,32 @@ def summary(rows: list[dict], rules: tuple[str, ...]) -> str:
             if f"{rule}_acc_final" in r:
                 line += f"{r[f'{rule}_acc_start']:>12.3f} -> {r[f'{rule}_acc_final']:.3f}  "
             else:
-                line += f"{'(not finished)':>24}"
+                line += f"{'(not run / not finished)':>24}"
         out.append(line)
     return "\n".join(out)
 
 
-def run_sweep(cfg: RaysweepConfig) -> Path:
-    """Run (or continue) the sweep; return its directory."""
-    import ray
-    from ray import tune
+@dataclass
+class Prepared:
+    """A sweep ready for its RL trials: config, cells, storage, parent MLflow run, trunks trained, every
+    cell's RL job planned (``cells.json``)."""
 
-    from raysweep.train.launch import cluster_has_gpus, ensure_ray
+    cfg: RaysweepConfig
+    cells: list[Cell]
+    store: SweepStorage
+    parent: str | None
+    jobs: dict[str, dict]
+    t0: float
+    t_sft: float
+
+    @property
+    def sdir(self) -> Path:
+        return self.store.local
+
+
+def prepare(cfg: RaysweepConfig, what: str = "sweep") -> Prepared:
+    """Phase 1 of ``raysweep run`` and ``raysweep boundary``: resolve and save the config, find or create
+    the parent MLflow run, train (or find) the trunks, plan every cell's RL job."""
     from raysweep.train.rl import plan_job, write_job
     from raysweep.train.sft import for_workers, run_sft
 
@@ -149,15 +165,11 @@ def run_sweep(cfg: RaysweepConfig) -> Path:
     t0 = time.time()
     parent = _parent_run(cfg, sdir)
     store.push()
-    print(f"[sweep] {sdir.name}: {len(cfg.sft.seeds)} trunk(s), {len(cells)} RL cell(s) -> {sdir}"
+    print(f"[{what}] {sdir.name}: {len(cfg.sft.seeds)} trunk(s), {len(cells)} RL cell(s) -> {sdir}"
           + (f" (mirrored to {store.remote}{'; pulled ' + ', '.join(pulled) if pulled else ''})"
              if store.remote else ""), file=sys.stderr)
-
-    # phase 1: the trunks
     run_sft(cfg, parent_run_id=parent)
     t_sft = time.time() - t0
-
-    # phase 2: one Tune trial per cell
     jobs = {}
     for cell in cells:
         ccfg = cell_config(cfg, cell)
@@ -167,13 +179,40 @@ def run_sweep(cfg: RaysweepConfig) -> Path:
         write_job(job, ccfg)
     T.write_json_atomic(sdir / "cells.json", {name: str(Path(j["run_dir"]) / "job.json") for name, j in jobs.items()})
     store.push()
+    return Prepared(cfg, cells, store, parent, jobs, t0, t_sft)
+
+
+def trial_resources(prep: Prepared, n_trials: int, what: str = "sweep"):
+    """Join or start Ray; the resource plan of the RL trials (printed) and the Tune trainable's resources."""
+    import ray
+
+    from raysweep.train.launch import cluster_has_gpus, ensure_ray
+
     ensure_ray()
+    cfg = prep.cfg
     use_gpu = cluster_has_gpus() if cfg.rl.use_gpu is None else cfg.rl.use_gpu
     nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
-    plan = resource_plan(cfg.rl, nodes, len(cells), use_gpu, cfg.sweep.max_concurrent_trials)
-    print(f"[sweep] each trial: {plan.per_trial} in {len(plan.bundles) - 1} worker bundle(s); "
+    plan = resource_plan(cfg.rl, nodes, n_trials, use_gpu, cfg.sweep.max_concurrent_trials)
+    print(f"[{what}] each trial: {plan.per_trial} in {len(plan.bundles) - 1} worker bundle(s); "
           f"{plan.max_concurrent} at once (limited by {plan.limited_by})", file=sys.stderr)
-    trainable = tune.with_resources(rl_trial, {"cpu": 0, "memory": cfg.sweep.trial_memory_mb * 2**20})
+    return plan, {"cpu": 0, "memory": cfg.sweep.trial_memory_mb * 2**20}
+
+
+def report_failures(grid, what: str = "sweep") -> None:
+    for result in grid:
+        if result.error is not None:
+            print(f"[{what}] trial {result.config.get('cell') or result.config} failed: {result.error!r}",
+                  file=sys.stderr)
+
+
+def run_sweep(cfg: RaysweepConfig) -> Path:
+    """Run (or continue) the sweep; return its directory."""
+    from ray import tune
+
+    prep = prepare(cfg)
+    cfg, cells, store, sdir, jobs = prep.cfg, prep.cells, prep.store, prep.sdir, prep.jobs
+    plan, resources = trial_resources(prep, len(cells))
+    trainable = tune.with_resources(rl_trial, resources)
     storage_path, fs = store.tune_storage()
     path = f"{storage_path}/trials"
     if tune.Tuner.can_restore(path, storage_filesystem=fs):
@@ -192,24 +231,28 @@ def run_sweep(cfg: RaysweepConfig) -> Path:
                                       failure_config=tune.FailureConfig(max_failures=cfg.sweep.max_failures)),
         )
     with LiveView(cells, [Path(jobs[c.name]["run_dir"]) for c in cells], cfg.rl.max_steps):
-        grid = tuner.fit()
-    for result in grid:
-        if result.error is not None:
-            print(f"[sweep] trial {result.config.get('cell')} failed: {result.error!r}", file=sys.stderr)
+        report_failures(tuner.fit())
+    return finish(prep)
 
-    rows = results_table(cfg, cells, jobs)
+
+def finish(prep: Prepared, what: str = "sweep", require_all: bool = True) -> Path:
+    """The results table, plots, report and MLflow records of a sweep's invocation; with ``require_all``,
+    raise if a cell did not finish."""
+    cfg, cells, store, sdir = prep.cfg, prep.cells, prep.store, prep.sdir
+    rows = results_table(cfg, cells, prep.jobs)
     write_table(rows, sdir / "results.csv")
     plot_sweep(rows, cfg.task.eval_rules, sdir / "accuracy_vs_sft.png", sdir.name)
-    wall = time.time() - t0
-    T.append_result(sdir, {"kind": "invocation", "wall_s": wall, "sft_phase_s": t_sft, "rl_phase_s": wall - t_sft,
-                           "cells": len(cells), "finished": sum(r["finished"] for r in rows)})
-    if parent:
+    wall = time.time() - prep.t0
+    T.append_result(sdir, {"kind": "invocation", "mode": what, "wall_s": wall, "sft_phase_s": prep.t_sft,
+                           "rl_phase_s": wall - prep.t_sft, "cells": len(cells),
+                           "finished": sum(r["finished"] for r in rows)})
+    if prep.parent:
         import mlflow
 
         from raysweep.tracking import tracking_uri
 
         mlflow.set_tracking_uri(tracking_uri(cfg.tracking, cfg.output_dir))
-        with mlflow.start_run(run_id=parent):
+        with mlflow.start_run(run_id=prep.parent):
             for name in ("results.csv", "accuracy_vs_sft.png"):
                 if (sdir / name).is_file():
                     mlflow.log_artifact(str(sdir / name))
@@ -219,13 +262,13 @@ def run_sweep(cfg: RaysweepConfig) -> Path:
 
         write_report(sdir)
     except Exception as exc:  # noqa: BLE001 - the sweep's results are saved; the report can be redone
-        print(f"[sweep] the report failed ({exc!r}); `raysweep report {sdir}` redoes it", file=sys.stderr)
+        print(f"[{what}] the report failed ({exc!r}); `raysweep report {sdir}` redoes it", file=sys.stderr)
     store.push()
-    print(f"# sweep {sdir.name}  ({wall:.0f}s; results: {sdir / 'results.csv'}"
+    print(f"# {what} {sdir.name}  ({wall:.0f}s; results: {sdir / 'results.csv'}"
           + (f", mirrored to {store.remote}" if store.remote else "") + ")")
     print(summary(rows, cfg.task.eval_rules))
     missing = [r["cell"] for r in rows if not r["finished"]]
-    if missing:
+    if missing and require_all:
         raise RuntimeError(f"{len(missing)} cell(s) did not finish: {missing}; `raysweep resume {sdir}` continues")
     return sdir
 
