@@ -7,7 +7,7 @@ import pytest
 
 LENGTHS = [0, 50, 100, 200, 400, 800, 1200, 1600]
 PRIOR = [0.3, 0.45, 0.4, 0.3, 0.2, 0.1, 0.05, 0.05]
-WINDOW = {"a": (200, 800), "b": (100, 800)}
+WINDOW = {"a": (200, 800)}
 
 
 SURFACE = {f"{s}@{n}": (0.04 if lo <= n <= hi else -0.03) for s, (lo, hi) in WINDOW.items() for n in LENGTHS}
@@ -21,11 +21,11 @@ def test_search_runs_what_the_sampler_asks_stops_when_bracketed_and_resumes(tmp_
     from raysweep.boundary.bracketing import replay, setting_state
     from raysweep.boundary.search import BracketingSampler, open_study, replay_trial, search_tuner
 
-    space = {"setting": optuna.distributions.CategoricalDistribution(["a", "b"]),
+    space = {"setting": optuna.distributions.CategoricalDistribution(["a"]),
              "sft_step": optuna.distributions.CategoricalDistribution(LENGTHS)}
 
     def invocation(budget, name):
-        sampler = BracketingSampler(LENGTHS, ["a", "b"], 0.0, PRIOR)
+        sampler = BracketingSampler(LENGTHS, ["a"], 0.0, PRIOR)
         study, storage = open_study(tmp_path / "optuna.db", "s", sampler)
         grid = search_tuner(replay_trial, sampler, storage, "s", space, budget, 1, name, str(tmp_path),
                             constants={"surface": SURFACE}).fit()
@@ -33,8 +33,8 @@ def test_search_runs_what_the_sampler_asks_stops_when_bracketed_and_resumes(tmp_
 
     ray.init(address="local", num_cpus=2, include_dashboard=False)
     try:
-        grid, _, study = invocation(4, "first")
-        assert len(grid) == 4 and all(r.error is None for r in grid)
+        grid, _, study = invocation(3, "first")
+        assert len(grid) == 3 and all(r.error is None for r in grid)
         # a driver dies with a trial in flight: the next invocation marks it failed and goes on
         study.ask(fixed_distributions=space)
         grid, sampler, study = invocation(50, "second")
@@ -45,13 +45,13 @@ def test_search_runs_what_the_sampler_asks_stops_when_bracketed_and_resumes(tmp_
     points = [(t.params["setting"], t.params["sft_step"]) for t in complete]
     assert len(points) == len(set(points)), "a point ran twice"
     assert len(study.get_trials(states=(optuna.trial.TrialState.FAIL,))) == 1
-    assert sampler.decide(study).kind == "done" and len(grid) < 50 - 4  # it ended by itself
+    assert sampler.decide(study).kind == "done" and len(grid) < 50 - 3  # it ended by itself
     # the same points as the policy's own replay, and both windows bracketed exactly
-    expected = replay(LENGTHS, ["a", "b"], lambda s, n: WINDOW[s][0] <= n <= WINDOW[s][1], PRIOR)
+    expected = replay(LENGTHS, ["a"], lambda s, n: WINDOW[s][0] <= n <= WINDOW[s][1], PRIOR)
     assert sorted(points) == sorted((s, n) for s, n, _ in expected)
     for s, (lo, hi) in WINDOW.items():
         labels = {LENGTHS.index(t.params["sft_step"]): t.value > 0 for t in complete if t.params["setting"] == s}
         st = setting_state(labels)
         assert (LENGTHS[st.inside[0]], LENGTHS[st.inside[1]]) == (lo, hi)
         assert st.lower_done(len(LENGTHS)) and st.upper_done(len(LENGTHS))
-    assert len(points) < 2 * len(LENGTHS)
+    assert len(points) < len(LENGTHS)

@@ -150,3 +150,13 @@ def test_sweep_killed_mid_grid_resumes_with_nothing_redone(tmp_path, mlflow_serv
     assert {"curves.png", "results.jsonl"} <= {a.path for a in client.list_artifacts(first)}
     # step-wise metrics: the trial's training reward at every step
     assert [m.step for m in client.get_metric_history(first, "train/reward")] == [1, 2, 3]
+
+    # the boundary search on the same sweep pays for nothing twice: every point is found finished on disk
+    search = subprocess.run(_raysweep("boundary", *SWEEP, f"sweep.storage={s3_server}"), cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=900)
+    assert search.returncode == 0, search.stdout[-3000:] + search.stderr[-5000:]
+    assert "4 already observed (4 found finished on disk)" in search.stderr
+    assert "[boundary] 0 new trial(s); the search is complete" in search.stderr
+    for rdir, records in ((rdirs[n], records_before[n]) for n in done_before):
+        assert list(T.read_results(rdir)) == records
+    assert len(client.search_runs([exp.experiment_id])) == 6  # no new MLflow runs either

@@ -270,7 +270,7 @@ def run_boundary(cfg: RaysweepConfig) -> Path:
     report_failures(tuner.fit(), "boundary")
     ran = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))) - done_before
     decision = sampler.decide(study)
-    print(f"[boundary] {ran} new trial(s); " + ("every edge is bracketed" if decision.kind == "done" else
+    print(f"[boundary] {ran} new trial(s); " + ("the search is complete (every edge bracketed, or no window)" if decision.kind == "done" else
           f"the search is not finished (next: {decision.setting} at SFT length {decision.length}); run the same "
           "command again to go on, or raise boundary.max_trials"), file=sys.stderr)
     return finish(prep, "boundary", require_all=False)
