@@ -31,8 +31,10 @@ def test_uri_storage_mirrors_the_sweep_files_and_a_fresh_machine_pulls_them(tmp_
     (store.local / "config.yaml").write_text("sweep: {name: q}\n")
     (store.local / "mlflow_run_id").write_text("abc")
     (store.local / "scratch.txt").write_text("not mirrored")
-    assert store.push() == ["config.yaml", "mlflow_run_id"]
-    assert sorted(p.name for p in (tmp_path / "bucket" / "q").iterdir()) == ["config.yaml", "mlflow_run_id"]
+    (store.local / "boundary").mkdir()
+    (store.local / "boundary" / "optuna.db").write_bytes(b"study")
+    assert store.push() == ["config.yaml", "mlflow_run_id", "boundary/optuna.db"]
+    assert sorted(p.name for p in (tmp_path / "bucket" / "q").iterdir()) == ["boundary", "config.yaml", "mlflow_run_id"]
     path, fs = store.tune_storage()
     assert path == str(tmp_path / "bucket" / "q") and fs is not None
     assert read_remote_text(child_uri(store.remote, "config.yaml")) == "sweep: {name: q}\n"
@@ -41,7 +43,8 @@ def test_uri_storage_mirrors_the_sweep_files_and_a_fresh_machine_pulls_them(tmp_
     other = SweepStorage.for_sweep((tmp_path / "bucket").as_uri(), tmp_path / "elsewhere", "q")
     (other.local).mkdir(parents=True)
     (other.local / "config.yaml").write_text("newer")
-    assert other.pull() == ["mlflow_run_id"]  # what the local copy has is kept
+    assert other.pull() == ["mlflow_run_id", "boundary/optuna.db"]  # what the local copy has is kept
+    assert (other.local / "boundary" / "optuna.db").read_bytes() == b"study"
     assert (other.local / "mlflow_run_id").read_text() == "abc" and (other.local / "config.yaml").read_text() == "newer"
     assert set(MIRRORED) >= {"config.yaml", "results.csv", "mlflow_run_id"}
 

@@ -84,11 +84,15 @@ def _optuna():
 
 
 class BracketingSampler(_optuna().samplers.BaseSampler):
-    """An Optuna sampler for the two parameters ``setting`` and ``sft_step`` that proposes the point the
-    bracketing policy wants next, from the study's complete (observed) and running (in flight) trials."""
+    """An Optuna sampler for the two parameters ``setting`` (an id: the index of its label in the study's
+    ``settings`` user attribute, so that settings can be added later) and ``sft_step`` that proposes the
+    point the bracketing policy wants next, from the study's complete (observed) and running (in flight)
+    trials. Integer parameters, not categorical ones: Optuna refuses a categorical parameter whose
+    choices change within a study, and extending a search adds lengths and settings."""
 
     def __init__(self, lengths: list[int], settings: list[str], threshold: float, prior: list[float] | None):
         self.lengths, self.settings, self.threshold, self.prior = list(lengths), list(settings), threshold, prior
+        self.labels: list[str] = list(settings)  # every setting the study has seen, by id (see open_study)
         self._planned: dict[int, Decision] = {}
         self.first_trial = 0  # trials numbered from here on belong to this invocation (see open_study)
 
@@ -99,7 +103,10 @@ class BracketingSampler(_optuna().samplers.BaseSampler):
         for t in study.get_trials(deepcopy=False):
             if t.number == exclude or "setting" not in t.params or "sft_step" not in t.params:
                 continue
-            point = (t.params["setting"], int(t.params["sft_step"]))
+            sid = int(t.params["setting"])
+            if sid >= len(self.labels):
+                continue
+            point = (self.labels[sid], int(t.params["sft_step"]))
             if t.state == optuna.trial.TrialState.COMPLETE and t.value is not None:
                 recovers[point] = t.value > self.threshold
             elif t.state == optuna.trial.TrialState.RUNNING:
@@ -125,8 +132,8 @@ class BracketingSampler(_optuna().samplers.BaseSampler):
         if d is None:
             d = self._planned[trial.number] = self.decide(study, exclude=trial.number)
         if d.kind != "run":  # asked without a plan (should not happen through BoundarySearch): any point
-            return param_distribution.choices[0]
-        return d.setting if param_name == "setting" else d.length
+            return param_distribution.low
+        return self.labels.index(d.setting) if param_name == "setting" else d.length
 
 
 def _boundary_search_class():
@@ -155,35 +162,51 @@ def _boundary_search_class():
 
 
 def open_study(path: Path, name: str, sampler: BracketingSampler):
-    """The search's persistent study (sqlite at ``path``), created or loaded; trials a dead driver left
-    running are marked failed (their points can be chosen again). Returns (study, storage)."""
+    """The search's persistent study (sqlite at ``path``), created or loaded, and its parameter space.
+    The sampler's settings get stable ids (new ones appended to the study's ``settings`` attribute); the
+    length parameter's range only grows. Trials a dead driver left running are marked failed (their
+    points can be chosen again). Returns (study, storage, space)."""
     import optuna
 
     storage = optuna.storages.RDBStorage(f"sqlite:///{path}")
     study = optuna.create_study(study_name=name, storage=storage, direction="maximize", sampler=sampler,
                                 load_if_exists=True)
+    labels = list(study.user_attrs.get("settings", []))
+    labels += [s for s in sampler.settings if s not in labels]
+    top = max([int(study.user_attrs.get("max_sft_step", 0))] + sampler.lengths)
+    study.set_user_attr("settings", labels)
+    study.set_user_attr("max_sft_step", top)
+    sampler.labels = labels
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         study.tell(t.number, state=optuna.trial.TrialState.FAIL)
     sampler.first_trial = len(study.get_trials(deepcopy=False))
-    return study, storage
+    space = {"setting": optuna.distributions.IntDistribution(0, len(labels) - 1),
+             "sft_step": optuna.distributions.IntDistribution(0, top)}
+    return study, storage, space
 
 
 def search_tuner(trainable, sampler: BracketingSampler, storage, study_name: str, space: dict, budget: int,
                  max_concurrent: int, name: str, storage_path: str, fs=None, constants: dict | None = None,
                  max_failures: int = 0):
     """The Tune experiment of a search: at most ``budget`` trials of ``trainable`` (which reports
-    ``recovery_low``), each point chosen by the sampler through :class:`BoundarySearch`."""
+    ``recovery_low``), each point chosen by the sampler through :class:`BoundarySearch`. Every trial's
+    config holds ``setting`` (an id), ``sft_step``, ``labels`` (id -> setting) and ``constants``."""
     from ray import tune
 
     searcher = _boundary_search_class()(space=space, metric=METRIC, mode="max", sampler=sampler,
                                         study_name=study_name, storage=storage)
     return tune.Tuner(
-        trainable, param_space=constants or {},
+        trainable, param_space={**(constants or {}), "labels": list(sampler.labels)},
         tune_config=tune.TuneConfig(search_alg=searcher, num_samples=budget, max_concurrent_trials=max_concurrent,
-                                    trial_name_creator=lambda t: f"{t.config['setting']}@{t.config['sft_step']}"),
+                                    trial_name_creator=lambda t: point_key(t.config)),
         run_config=tune.RunConfig(name=name, storage_path=storage_path, storage_filesystem=fs, verbose=1,
                                   failure_config=tune.FailureConfig(max_failures=max_failures)),
     )
+
+
+def point_key(config: dict) -> str:
+    """``<setting label>@<sft_step>`` of a trial's config."""
+    return f"{config['labels'][int(config['setting'])]}@{int(config['sft_step'])}"
 
 
 def replay_trial(config: dict) -> None:
@@ -192,7 +215,7 @@ def replay_trial(config: dict) -> None:
     replays a finished sweep's outcomes, through the real Tune/Optuna machinery in seconds."""
     from ray import tune
 
-    tune.report({METRIC: float(config["surface"][f"{config['setting']}@{config['sft_step']}"])})
+    tune.report({METRIC: float(config["surface"][point_key(config)])})
 
 
 def boundary_trial(config: dict) -> None:
@@ -203,7 +226,7 @@ def boundary_trial(config: dict) -> None:
     from raysweep.train.rl import launch
 
     ctx = json.loads(Path(config["points_file"]).read_text())
-    key = f"{config['setting']}@{config['sft_step']}"
+    key = point_key(config)
     jobs = {name: json.loads(Path(p).read_text()) for name, p in ctx["points"][key].items()}
     for job in jobs.values():
         launch(job)
@@ -239,12 +262,9 @@ def run_boundary(cfg: RaysweepConfig) -> Path:
                                for c in cs] for (s, n), cs in points.items()},
     })
 
-    space = {"setting": optuna.distributions.CategoricalDistribution(settings),
-             "sft_step": optuna.distributions.CategoricalDistribution(lengths)}
     sampler = BracketingSampler(lengths, settings, cfg.boundary.threshold, trunk_prior(cfg))
-    study, storage = open_study(bdir / "optuna.db", sdir.name, sampler)
-    observed = {(t.params.get("setting"), t.params.get("sft_step")) for t in study.get_trials(
-        deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))}
+    study, storage, space = open_study(bdir / "optuna.db", sdir.name, sampler)
+    observed = set(sampler.observations(study)[0])
     found = 0
     for (s, n), cs in points.items():
         if (s, n) in observed:
@@ -252,7 +272,7 @@ def run_boundary(cfg: RaysweepConfig) -> Path:
         d = point_gain(cfg, prep.jobs, cs)
         if d is not None:  # finished on disk (a grid run, an earlier search): an observation, no trial
             study.add_trial(optuna.trial.create_trial(
-                params={"setting": s, "sft_step": n}, distributions=space, value=d.low,
+                params={"setting": sampler.labels.index(s), "sft_step": n}, distributions=space, value=d.low,
                 user_attrs={"source": "finished on disk", "recovery": d.value, "recovery_high": d.high}))
             found += 1
     done_before = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
@@ -261,13 +281,14 @@ def run_boundary(cfg: RaysweepConfig) -> Path:
           f"{done_before} already observed ({found} found finished on disk); at most {budget} new trial(s)",
           file=sys.stderr)
 
-    plan, resources = trial_resources(prep, budget, "boundary")
-    storage_path, fs = prep.store.tune_storage()
-    invocation = sum(1 for r in T.read_results(sdir) if r.get("mode") == "boundary")
-    tuner = search_tuner(tune.with_resources(boundary_trial, resources), sampler, storage, sdir.name, space, budget,
-                         plan.max_concurrent, f"boundary-{invocation}", storage_path, fs,
-                         {"points_file": str(bdir / "points.json")}, cfg.sweep.max_failures)
-    report_failures(tuner.fit(), "boundary")
+    if sampler.decide(study).kind != "done":  # else nothing to run: no Tune experiment at all
+        plan, resources = trial_resources(prep, budget, "boundary")
+        storage_path, fs = prep.store.tune_storage()
+        invocation = sum(1 for r in T.read_results(sdir) if r.get("mode") == "boundary")
+        tuner = search_tuner(tune.with_resources(boundary_trial, resources), sampler, storage, sdir.name, space,
+                             budget, plan.max_concurrent, f"boundary-{invocation}", storage_path, fs,
+                             {"points_file": str(bdir / "points.json")}, cfg.sweep.max_failures)
+        report_failures(tuner.fit(), "boundary")
     ran = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))) - done_before
     decision = sampler.decide(study)
     print(f"[boundary] {ran} new trial(s); " + ("the search is complete (every edge bracketed, or no window)" if decision.kind == "done" else

@@ -23,7 +23,8 @@ from pathlib import Path
 from raysweep.config import ConfigError
 
 # the sweep's own small files, mirrored to a remote storage (Tune's trials/ goes there directly)
-MIRRORED = ("config.yaml", "cells.json", "mlflow_run_id", "results.csv", "results.jsonl", "accuracy_vs_sft.png")
+MIRRORED = ("config.yaml", "cells.json", "mlflow_run_id", "results.csv", "results.jsonl", "accuracy_vs_sft.png",
+            "boundary/optuna.db")
 
 
 def is_uri(location: str) -> bool:
@@ -88,6 +89,8 @@ class SweepStorage:
         for name in MIRRORED:
             f = self.local / name
             if f.is_file():
+                if "/" in name:
+                    fs.create_dir(f"{path}/{name.rsplit('/', 1)[0]}", recursive=True)
                 with fs.open_output_stream(f"{path}/{name}") as out:
                     out.write(f.read_bytes())
                 done.append(name)
@@ -107,6 +110,7 @@ class SweepStorage:
                 continue
             if fs.get_file_info(f"{path}/{name}").type != pyarrow.fs.FileType.File:
                 continue
+            (self.local / name).parent.mkdir(parents=True, exist_ok=True)
             with fs.open_input_stream(f"{path}/{name}") as src:
                 (self.local / name).write_bytes(src.read())
             done.append(name)
