@@ -102,3 +102,14 @@ def test_report_writes_the_table_the_summary_and_the_figures(tmp_path):
     assert "| ood | learning_rate=1e-06 | 40 | +0.148 **\\*** |" in md
     rows = (sdir / "report" / "boundary.csv").read_text().splitlines()
     assert len(rows) == 1 + 2 * len(STEPS) * 2 and rows[0].startswith("cell,sft.seed,rl.sft_step")
+
+
+def test_report_command_prints_the_findings_and_refuses_a_non_sweep(tmp_path, capsys):
+    from raysweep.cli import main
+
+    _, sdir = synthetic_sweep(tmp_path)
+    assert main(["report", str(sdir), "--no-mlflow", "--threshold", "0.05"]) == 0
+    out = capsys.readouterr().out
+    assert "ood, learning_rate=1e-06: recovers from SFT length 20 to 40" in out  # both gains clear 0.05
+    assert main(["report", str(tmp_path / "nothing")]) == 2
+    assert "not a sweep directory" in capsys.readouterr().err
