@@ -33,6 +33,29 @@ def tracking_uri(cfg: TrackingConfig, output_dir: str | Path) -> str:
     return f"sqlite:///{(Path(output_dir).resolve() / 'mlflow.db').as_posix()}"
 
 
+def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
+    """Fail fast, before any training, when the tracking URI is an MLflow server that does not answer
+    (MLflow itself would retry with backoff for minutes). Local stores (sqlite, files) need no check."""
+    if not uri.startswith(("http://", "https://")):
+        return
+    import urllib.error
+    import urllib.request
+
+    from raysweep.config import ConfigError
+
+    try:
+        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout_s) as r:
+            if r.status == 200:
+                return
+            problem = f"HTTP {r.status} from /health"
+    except urllib.error.HTTPError as exc:
+        problem = f"HTTP {exc.code} from /health"
+    except (urllib.error.URLError, OSError) as exc:
+        problem = str(getattr(exc, "reason", exc))
+    raise ConfigError(f"tracking: the MLflow server at {uri} does not answer ({problem}); start it, or unset "
+                      "MLFLOW_TRACKING_URI / tracking.uri to use the local sqlite store, or set tracking.enabled=false")
+
+
 def flat_params(obj: Any, prefix: str = "") -> dict[str, str]:
     """``{"sft": {"learning_rate": 1e-5}}`` -> ``{"sft.learning_rate": "1e-05"}`` (lists as JSON)."""
     out: dict[str, str] = {}

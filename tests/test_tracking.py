@@ -39,3 +39,26 @@ def test_a_finished_run_left_open_by_a_kill_is_closed_with_its_artifacts(tmp_pat
     assert {a.path for a in client.list_artifacts(run.info.run_id)} >= {"results.jsonl", "curves.png"}
     assert not close_open_run(cfg, run_dir, "rl x", "reward")  # nothing left to close
     assert not close_open_run(cfg, tmp_path / "untracked", "rl y", "reward")
+
+
+def test_an_mlflow_server_that_does_not_answer_fails_fast_naming_the_uri(tmp_path, monkeypatch):
+    import socket
+    import time
+
+    import pytest
+
+    from raysweep.config import ConfigError, load_config
+    from raysweep.train.sft import for_workers
+
+    with socket.socket() as s:  # a loopback port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{port}")
+    cfg = load_config(None, [f"output_dir={tmp_path}"])
+    t0 = time.time()
+    with pytest.raises(ConfigError, match=rf"MLflow server at http://127.0.0.1:{port} does not answer"):
+        for_workers(cfg)  # what every stage and sweep does on the driver before training
+    assert time.time() - t0 < 10
+    assert for_workers(load_config(None, [f"output_dir={tmp_path}", "tracking.enabled=false"])).output_dir
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    assert for_workers(cfg).tracking.uri.startswith("sqlite:///")  # local stores are not checked

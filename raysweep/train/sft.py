@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from raysweep.config import RaysweepConfig
-from raysweep.tracking import tracking_uri
+from raysweep.tracking import check_reachable, tracking_uri
 from raysweep.train import trunk as T
 from raysweep.train.record import close_open_run
 
@@ -18,6 +18,8 @@ def for_workers(cfg: RaysweepConfig) -> RaysweepConfig:
     machine, so the output directory and the MLflow URI are made absolute here, on the driver."""
     out = Path(cfg.output_dir).resolve()
     tracking = cfg.tracking.model_copy(update={"uri": tracking_uri(cfg.tracking, out)})
+    if tracking.enabled:
+        check_reachable(tracking.uri)  # a dead MLflow server fails here, in seconds, before any training
     return cfg.model_copy(update={"output_dir": str(out), "tracking": tracking})
 
 
