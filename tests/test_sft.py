@@ -60,8 +60,26 @@ def test_workers_get_absolute_paths_and_tracking_uri(tmp_path, monkeypatch):
     assert job["config"]["output_dir"] == str(tmp_path / "outputs")
     assert job["config"]["tracking"]["uri"] == f"sqlite:///{tmp_path / 'outputs' / 'mlflow.db'}"
     assert job["trunk_dir"].startswith(str(tmp_path / "outputs" / "trunks"))
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")  # the driver's choice travels too
-    assert plan_jobs(cfg, "x")[0]["config"]["tracking"]["uri"] == "http://127.0.0.1:5000"
+    # the driver's choice of server travels too (a stand-in server here: the driver checks that it answers)
+    import http.server
+    import threading
+
+    class Health(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200 if self.path == "/health" else 404)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Health)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        uri = f"http://127.0.0.1:{server.server_port}"
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+        assert plan_jobs(cfg, "x")[0]["config"]["tracking"]["uri"] == uri
+    finally:
+        server.shutdown()
 
 
 def test_deepspeed_config_defers_to_the_trainer():
