@@ -88,7 +88,7 @@ class LiveView:
         while not self._stop.wait(self.interval_s):
             try:
                 self.show()
-            except OSError:  # a file being replaced under us: next time
+            except (OSError, ValueError):  # a file being replaced or a line being written: next time
                 pass
 
     def __enter__(self) -> "LiveView":
