@@ -15,6 +15,9 @@ import pytest
 from helpers import free_port, kill_tree
 
 ROOT = Path(__file__).resolve().parents[1]
+# the environment as it was before any test ran: an in-process ray.init in an earlier test leaves Ray's own
+# variables in os.environ (RAY_AUTH_MODE, RAY_CLIENT_MODE, ...), which must not reach this cluster's nodes
+CLEAN_ENV = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
 SWEEP = ["sft.checkpoints=[5]", "sft.cpus_per_worker=1", "rl.cpus_per_worker=1", "rl.max_steps=2",
          "eval.n=8", "sweep.name=submitted"]
 
@@ -29,8 +32,7 @@ def test_sweep_submitted_as_a_ray_job_to_a_two_node_cluster(tmp_path):
 
     port, dash = free_port(), free_port()
     # Ray's token auth, with a token of this test's own: every node, `ray status` and `ray job submit` use it
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": uuid.uuid4().hex}
-    env.pop("RAY_ADDRESS", None)
+    env = {**CLEAN_ENV, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": uuid.uuid4().hex}
     logs = tmp_path / "logs"
     logs.mkdir()
     # one temp dir per node (short: Ray's unix sockets live there): on one machine two nodes would otherwise
@@ -66,11 +68,15 @@ def test_sweep_submitted_as_a_ray_job_to_a_two_node_cluster(tmp_path):
         assert out.count("node_") >= 2, out
 
         out_dir = tmp_path / "out"
-        submit = subprocess.run(
-            _ray("job", "submit", f"--address=http://127.0.0.1:{dash}", f"--working-dir={ROOT}",
-                 "--runtime-env-json", '{"env_vars": {"TOKENIZERS_PARALLELISM": "false"}}', "--",
-                 "raysweep", "run", "jobs/quick.yaml", *SWEEP, f"output_dir={out_dir}"),
-            capture_output=True, text=True, env=env, timeout=900)
+        for _ in range(30):  # the head's job agent may register a little after its node is listed
+            submit = subprocess.run(
+                _ray("job", "submit", f"--address=http://127.0.0.1:{dash}", f"--working-dir={ROOT}",
+                     "--runtime-env-json", '{"env_vars": {"TOKENIZERS_PARALLELISM": "false"}}', "--",
+                     "raysweep", "run", "jobs/quick.yaml", *SWEEP, f"output_dir={out_dir}"),
+                capture_output=True, text=True, env=env, timeout=900)
+            if "No available agent to submit job" not in submit.stderr:
+                break
+            time.sleep(3)
         assert submit.returncode == 0, submit.stdout[-4000:] + submit.stderr[-3000:]
         assert "succeeded" in submit.stdout.lower()
 
