@@ -227,8 +227,9 @@ def cmd_report(args) -> int:
     if not (sdir / "config.yaml").is_file() or not (sdir / "cells.json").is_file():
         raise ConfigError(f"{sdir}: not a sweep directory with planned cells (config.yaml, cells.json); "
                           "run the sweep with `raysweep run` first")
-    write_report(sdir, threshold=args.threshold, log_to_mlflow=not args.no_mlflow)
-    print(summary_text(analyse(sdir, args.threshold)))
+    analysis = analyse(sdir, args.threshold)
+    write_report(sdir, log_to_mlflow=not args.no_mlflow, analysis=analysis)
+    print(summary_text(analysis))
     return 0
 
 

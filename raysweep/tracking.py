@@ -33,10 +33,13 @@ def tracking_uri(cfg: TrackingConfig, output_dir: str | Path) -> str:
     return f"sqlite:///{(Path(output_dir).resolve() / 'mlflow.db').as_posix()}"
 
 
+_ANSWERED: set[str] = set()
+
+
 def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
     """Fail fast, before any training, when the tracking URI is an MLflow server that does not answer
     (MLflow itself would retry with backoff for minutes). Local stores (sqlite, files) need no check."""
-    if not uri.startswith(("http://", "https://")):
+    if not uri.startswith(("http://", "https://")) or uri in _ANSWERED:
         return
     import urllib.error
     import urllib.request
@@ -46,6 +49,7 @@ def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
     try:
         with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout_s) as r:
             if r.status == 200:
+                _ANSWERED.add(uri)  # once per process: the driver plans many jobs against one server
                 return
             problem = f"HTTP {r.status} from /health"
     except urllib.error.HTTPError as exc:

@@ -45,13 +45,14 @@ def markdown(a: Analysis, sweep_name: str, threshold: float) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_report(sweep_dir: str | Path, threshold: float | None = None, log_to_mlflow: bool = True) -> list[Path]:
-    """Analyse the sweep and write (and log) the report; the files written. ``threshold``: default the
-    sweep config's ``boundary.threshold``."""
+def write_report(sweep_dir: str | Path, threshold: float | None = None, log_to_mlflow: bool = True,
+                 analysis: Analysis | None = None) -> list[Path]:
+    """Analyse the sweep (or take ``analysis``, already made) and write (and log) the report; the files
+    written. ``threshold``: default the sweep config's ``boundary.threshold``."""
     from raysweep.sweep.run import write_table
 
     sdir = Path(sweep_dir)
-    a = analyse(sdir, threshold)
+    a = analysis if analysis is not None else analyse(sdir, threshold)
     threshold = a.threshold
     out = sdir / "report"
     out.mkdir(exist_ok=True)
