@@ -233,6 +233,53 @@ def cmd_report(args) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------------------- spectral
+
+
+def cmd_spectral(args) -> int:
+    from raysweep.config import ConfigError, load_config
+
+    words = list(args.words)
+    edit = bool(words) and words[0] == "edit"
+    overrides = words[1:] if edit else words
+    bad = [w for w in overrides if "=" not in w]
+    if bad:
+        raise ConfigError(f"spectral: {bad[0]!r} is neither `edit` nor a key=value override")
+    if args.sweep:
+        if edit or args.ref or args.target:
+            raise ConfigError("spectral: --sweep analyses a whole sweep; give it alone (edits take --ref and --target)")
+        from raysweep.spectral.report import spectral_sweep
+
+        summary = spectral_sweep(args.sweep, overrides, log_to_mlflow=not args.no_mlflow)
+        print((Path(args.sweep) / "spectral" / "spectral.md").read_text())
+        return 0 if summary else 1
+    if not args.ref or not args.target:
+        raise ConfigError("spectral: give --ref and --target checkpoints (or --sweep <sweep dir>)")
+    if edit and len(args.target) != 1:
+        raise ConfigError("spectral edit: give exactly one --target")
+    config = args.config
+    if config is None:  # the target's own run config: same task and evaluation as its recorded results
+        from raysweep.spectral.sources import checkpoint_config
+
+        config = checkpoint_config(args.target[0])
+        if config is not None:
+            print(f"[spectral] config: {config} (the target's run)", file=sys.stderr)
+    cfg = load_config(config, overrides)
+    print("# resolved config\n" + cfg.to_yaml(), file=sys.stderr)
+    out = Path(args.out) if args.out else None
+    if edit:
+        from raysweep.spectral.edits import run_edits
+
+        run_edits(args.ref, args.target[0], cfg, out, log_to_mlflow=not args.no_mlflow)
+        return 0
+    from raysweep.spectral.report import spectral_pairs
+
+    summary = spectral_pairs(args.ref, args.target, cfg, out, log_to_mlflow=not args.no_mlflow)
+    print(json.dumps([{k: r[k] for k in r if k in ("ref_label", "target_label") or k.startswith(("angle_mean", "sv_rel", "w_rel"))}
+                      for r in summary["pairs"]], indent=1))
+    return 0
+
+
 # --------------------------------------------------------------------------------------- config
 
 
@@ -323,6 +370,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-mlflow", action="store_true", help="write the files only")
     p.set_defaults(func=cmd_report)
 
+    p = sub.add_parser(
+        "spectral", help="singular values, singular-vector rotation and spectral edits of checkpoints",
+        usage="raysweep spectral (--sweep DIR | --ref R --target T [--target T2 ...]) [key=value ...]\n"
+              "       raysweep spectral edit --ref R --target T [spectral.edits=[directions,values,topk:0.1]] "
+              "[key=value ...]",
+        description="Compare checkpoints matrix by matrix (attention and MLP projections of every block, "
+                    "spectral.modules): relative change of the singular values, principal angles between the "
+                    "top-k singular subspaces (k = spectral.fractions of the rank), the update's energy outside "
+                    "them; SVDs in float64 as Ray tasks. --sweep: every trunk (base vs each SFT length, and "
+                    "consecutive lengths) and finished RL cell (SFT start vs RL, base vs RL), with Spearman "
+                    "correlations against OOD accuracy, into <sweep>/spectral/ and an MLflow child run of the sweep. "
+                    "`edit`: build edited checkpoints (restore the ref's singular directions, or its values, or its "
+                    "top-k directions; spectral.edit_modules/edit_layers limit them) and evaluate them on ID/OOD "
+                    "beside ref and target. The config defaults to the target's run config (same task and eval).")
+    p.add_argument("words", nargs="*", metavar="[edit] key=value",
+                   help="`edit` to build and evaluate edits; then config overrides, e.g. spectral.fractions=[0.1]")
+    p.add_argument("--sweep", help="a sweep directory (<output_dir>/sweeps/<name>)")
+    p.add_argument("--ref", help="the reference checkpoint (directory or model spec, e.g. the base)")
+    p.add_argument("--target", action="append", help="a checkpoint compared against --ref (repeatable)")
+    p.add_argument("--config", help="YAML config (default: the target's run config.yaml if it has one)")
+    p.add_argument("--out", help="output directory (default: <output_dir>/spectral/<id> or spectral-edits/<id>)")
+    p.add_argument("--no-mlflow", action="store_true", help="write the files only")
+    p.set_defaults(func=cmd_spectral)
+
     # task
     t = sub.add_parser("task", help="the GeneralPoints task: score answers, solve hands, show prompts")
     tsub = t.add_subparsers(dest="task_command", required=True)
@@ -372,11 +443,20 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from raysweep.config import ConfigError
     from raysweep.models import ModelError
+    from raysweep.spectral.weights import CheckpointError
 
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    # overrides after options (`raysweep spectral edit --ref A --target B k=v`): argparse fills a nargs="*"
+    # positional once; the rest arrive here
+    slot = "words" if hasattr(args, "words") else "overrides" if hasattr(args, "overrides") else None
+    if extra and slot and all("=" in e and not e.startswith("-") for e in extra):
+        setattr(args, slot, list(getattr(args, slot) or []) + extra)
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return args.func(args) or 0
-    except (ConfigError, ModelError, ValueError, KeyError) as exc:
+    except (ConfigError, ModelError, CheckpointError, ValueError, KeyError) as exc:
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"raysweep: error: {msg}", file=sys.stderr)
         return 2

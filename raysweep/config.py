@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from raysweep.boundary.boundary_config import BoundaryConfig
 from raysweep.evaluate import EvalConfig
+from raysweep.spectral.spectral_config import SpectralConfig
 from raysweep.tasks.generalpoints import TaskConfig
 from raysweep.tracking import TrackingConfig
 from raysweep.sweep.sweep_config import SweepConfig
@@ -54,6 +55,8 @@ class RaysweepConfig(BaseModel):
     sweep: SweepConfig = Field(default_factory=SweepConfig, description="The sweep (`raysweep run`).")
     boundary: BoundaryConfig = Field(default_factory=BoundaryConfig,
                                      description="The recovery window (`raysweep report`, `raysweep boundary`).")
+    spectral: SpectralConfig = Field(default_factory=SpectralConfig,
+                                     description="Spectral analysis and edits (`raysweep spectral`).")
     tracking: TrackingConfig = Field(default_factory=TrackingConfig, description="MLflow.")
     output_dir: str = Field("outputs", description="Where results are written (relative to the working directory).")
 

@@ -25,15 +25,30 @@ class TrackingConfig(BaseModel):
     enabled: bool = Field(True, description="Log to MLflow at all (the local results files are always written).")
 
 
+_USER_URI = os.environ.get("MLFLOW_TRACKING_URI")
+_OURS: set[str] = set()
+"""URIs raysweep handed to ``mlflow.set_tracking_uri``, which also exports them as MLFLOW_TRACKING_URI: in
+a process that tracks for two output directories, the first must not pass for the user's choice."""
+
+
 def tracking_uri(cfg: TrackingConfig, output_dir: str | Path) -> str:
-    if os.environ.get("MLFLOW_TRACKING_URI"):
-        return os.environ["MLFLOW_TRACKING_URI"]
+    env = os.environ.get("MLFLOW_TRACKING_URI")
+    if env and (env not in _OURS or env == _USER_URI):
+        return env
     if cfg.uri:
         return cfg.uri
     return f"sqlite:///{(Path(output_dir).resolve() / 'mlflow.db').as_posix()}"
 
 
 _ANSWERED: set[str] = set()
+
+
+def use_uri(uri: str) -> None:
+    """``mlflow.set_tracking_uri``, remembering that raysweep (not the user) exported it."""
+    import mlflow
+
+    mlflow.set_tracking_uri(uri)
+    _OURS.add(uri)
 
 
 def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
@@ -78,7 +93,7 @@ def start_run(cfg: TrackingConfig, output_dir: str | Path, run_id_file: Path, ru
     """Start the run recorded in ``run_id_file`` again, or a new one (and record its id). Returns the run."""
     import mlflow
 
-    mlflow.set_tracking_uri(tracking_uri(cfg, output_dir))
+    use_uri(tracking_uri(cfg, output_dir))
     exp = mlflow.get_experiment_by_name(cfg.experiment)
     if exp is None:
         art = None

@@ -249,9 +249,9 @@ def finish(prep: Prepared, what: str = "sweep", require_all: bool = True) -> Pat
     if prep.parent:
         import mlflow
 
-        from raysweep.tracking import tracking_uri
+        from raysweep.tracking import tracking_uri, use_uri
 
-        mlflow.set_tracking_uri(tracking_uri(cfg.tracking, cfg.output_dir))
+        use_uri(tracking_uri(cfg.tracking, cfg.output_dir))
         with mlflow.start_run(run_id=prep.parent):
             for name in ("results.csv", "accuracy_vs_sft.png"):
                 if (sdir / name).is_file():
@@ -263,6 +263,14 @@ def finish(prep: Prepared, what: str = "sweep", require_all: bool = True) -> Pat
         write_report(sdir)
     except Exception as exc:  # noqa: BLE001 - the sweep's results are saved; the report can be redone
         print(f"[{what}] the report failed ({exc!r}); `raysweep report {sdir}` redoes it", file=sys.stderr)
+    if cfg.spectral.in_sweep:
+        try:
+            from raysweep.spectral.report import spectral_sweep
+
+            spectral_sweep(sdir)
+        except Exception as exc:  # noqa: BLE001 - as above
+            print(f"[{what}] the spectral analysis failed ({exc!r}); `raysweep spectral --sweep {sdir}` redoes it",
+                  file=sys.stderr)
     store.push()
     print(f"# {what} {sdir.name}  ({wall:.0f}s; results: {sdir / 'results.csv'}"
           + (f", mirrored to {store.remote}" if store.remote else "") + ")")

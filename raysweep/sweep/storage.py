@@ -24,7 +24,8 @@ from raysweep.config import ConfigError
 
 # the sweep's own small files, mirrored to a remote storage (Tune's trials/ goes there directly)
 MIRRORED = ("config.yaml", "cells.json", "mlflow_run_id", "results.csv", "results.jsonl", "accuracy_vs_sft.png",
-            "boundary/optuna.db")
+            "boundary/optuna.db", "report/report.md", "spectral/spectral.md", "spectral/spectral.json",
+            "spectral/mlflow_run_id")
 
 
 def is_uri(location: str) -> bool:
