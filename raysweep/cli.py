@@ -245,16 +245,18 @@ def cmd_spectral(args) -> int:
     bad = [w for w in overrides if "=" not in w]
     if bad:
         raise ConfigError(f"spectral: {bad[0]!r} is neither `edit` nor a key=value override")
-    if args.sweep:
-        if edit or args.ref or args.target:
-            raise ConfigError("spectral: --sweep analyses a whole sweep; give it alone (edits take --ref and --target)")
-        from raysweep.spectral.report import spectral_sweep
+    if args.sweep or args.trunk:
+        if edit or args.ref or args.target or (args.sweep and args.trunk):
+            raise ConfigError("spectral: --sweep and --trunk analyse everything there; give one alone (edits take "
+                              "--ref and --target)")
+        from raysweep.spectral.report import spectral_sweep, spectral_trunk
 
-        summary = spectral_sweep(args.sweep, overrides, log_to_mlflow=not args.no_mlflow)
-        print((Path(args.sweep) / "spectral" / "spectral.md").read_text())
-        return 0 if summary else 1
+        where = Path(args.sweep or args.trunk)
+        (spectral_sweep if args.sweep else spectral_trunk)(where, overrides, log_to_mlflow=not args.no_mlflow)
+        print((where / "spectral" / "spectral.md").read_text())
+        return 0
     if not args.ref or not args.target:
-        raise ConfigError("spectral: give --ref and --target checkpoints (or --sweep <sweep dir>)")
+        raise ConfigError("spectral: give --ref and --target checkpoints (or --sweep <sweep dir>, --trunk <trunk dir>)")
     if edit and len(args.target) != 1:
         raise ConfigError("spectral edit: give exactly one --target")
     config = args.config
@@ -372,7 +374,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "spectral", help="singular values, singular-vector rotation and spectral edits of checkpoints",
-        usage="raysweep spectral (--sweep DIR | --ref R --target T [--target T2 ...]) [key=value ...]\n"
+        usage="raysweep spectral (--sweep DIR | --trunk DIR | --ref R --target T [--target T2 ...]) [key=value ...]\n"
               "       raysweep spectral edit --ref R --target T [spectral.edits=[directions,values,topk:0.1]] "
               "[key=value ...]",
         description="Compare checkpoints matrix by matrix (attention and MLP projections of every block, "
@@ -380,13 +382,15 @@ def build_parser() -> argparse.ArgumentParser:
                     "top-k singular subspaces (k = spectral.fractions of the rank), the update's energy outside "
                     "them; SVDs in float64 as Ray tasks. --sweep: every trunk (base vs each SFT length, and "
                     "consecutive lengths) and finished RL cell (SFT start vs RL, base vs RL), with Spearman "
-                    "correlations against OOD accuracy, into <sweep>/spectral/ and an MLflow child run of the sweep. "
+                    "correlations against OOD accuracy, into <sweep>/spectral/ and an MLflow child run of the sweep; "
+                    "--trunk: the same for one trunk directory. "
                     "`edit`: build edited checkpoints (restore the ref's singular directions, or its values, or its "
                     "top-k directions; spectral.edit_modules/edit_layers limit them) and evaluate them on ID/OOD "
                     "beside ref and target. The config defaults to the target's run config (same task and eval).")
     p.add_argument("words", nargs="*", metavar="[edit] key=value",
                    help="`edit` to build and evaluate edits; then config overrides, e.g. spectral.fractions=[0.1]")
     p.add_argument("--sweep", help="a sweep directory (<output_dir>/sweeps/<name>)")
+    p.add_argument("--trunk", help="a trunk directory (<output_dir>/trunks/<trunk_id>/seed-<s>)")
     p.add_argument("--ref", help="the reference checkpoint (directory or model spec, e.g. the base)")
     p.add_argument("--target", action="append", help="a checkpoint compared against --ref (repeatable)")
     p.add_argument("--config", help="YAML config (default: the target's run config.yaml if it has one)")

@@ -67,6 +67,15 @@ class RaysweepConfig(BaseModel):
                              f"{list(self.task.eval_rules)}")
         return self
 
+    @model_validator(mode="after")
+    def _sft_step_is_a_length_of_this_trunk(self) -> "RaysweepConfig":
+        rl = self.rl
+        if rl.sft_step is not None and not rl.trunk and rl.sft_step not in self.sft.checkpoints:
+            raise ValueError(f"rl.sft_step: {rl.sft_step} is not an SFT length of this config's trunk; use one of "
+                             f"sft.checkpoints {list(self.sft.checkpoints)}, or add it there (or name another "
+                             "trunk with rl.trunk)")
+        return self
+
     def to_yaml(self) -> str:
         return yaml.safe_dump(json.loads(self.model_dump_json()), sort_keys=False)
 
@@ -125,14 +134,23 @@ def deep_merge(base: dict, extra: dict) -> dict:
 def _explain(exc: ValidationError) -> str:
     lines = []
     for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        where = ".".join(str(p) for p in err["loc"])
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown key (check the spelling; see `raysweep config --fields`)"
-        elif "input" in err and err["type"] not in ("missing",):
+        elif "input" in err and err["type"] not in ("missing",) and where:
             msg = f"{msg} (got {err['input']!r})"
-        lines.append(f"  {where}: {msg}")
+        if where and msg.startswith(where):  # the validator named the field (e.g. rl.grid.learning_rate) already
+            where = ""
+        lines.append(f"  {where}: {msg}" if where else f"  {msg}")
     return "invalid config:\n" + "\n".join(lines)
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """One line: where and what, e.g. ``line 3, column 9: mapping values are not allowed here``."""
+    mark = getattr(exc, "problem_mark", None)
+    what = getattr(exc, "problem", None) or str(exc).strip().splitlines()[0]
+    return f"line {mark.line + 1}, column {mark.column + 1}: {what}" if mark is not None else what
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None,
@@ -145,8 +163,10 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
             raise ConfigError(f"config file {p} does not exist")
         try:
             data = yaml.safe_load(p.read_text()) or {}
+        except UnicodeDecodeError:
+            raise ConfigError(f"config file {p} is not UTF-8 text; give a YAML file") from None
         except yaml.YAMLError as exc:
-            raise ConfigError(f"config file {p} is not valid YAML: {exc}") from None
+            raise ConfigError(f"config file {p} is not valid YAML ({_yaml_problem(exc)})") from None
         if not isinstance(data, dict):
             raise ConfigError(f"config file {p}: the top level must be a mapping of sections")
     data = deep_merge(data, parse_overrides(overrides or []))

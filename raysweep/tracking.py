@@ -2,7 +2,8 @@
 
 Default tracking is a local sqlite store, ``sqlite:///<abs output_dir>/mlflow.db``, with artifacts in
 ``<output_dir>/mlartifacts``; ``MLFLOW_TRACKING_URI`` (e.g. a real ``mlflow server``) or
-``tracking.uri`` override it.
+``tracking.uri`` override it. Credentials in a URI (``http://user:password@host``, secret query
+parameters) never reach MLflow's params, tags or text artifacts, nor stdout: see :mod:`raysweep.redact`.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from raysweep.redact import redact, split_userinfo
 
 
 class TrackingConfig(BaseModel):
@@ -47,6 +50,8 @@ def use_uri(uri: str) -> None:
     """``mlflow.set_tracking_uri``, remembering that raysweep (not the user) exported it."""
     import mlflow
 
+    if redact(uri) != uri:  # MLflow prints "View run at <uri>/#/..." for servers, credentials included
+        os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     mlflow.set_tracking_uri(uri)
     _OURS.add(uri)
 
@@ -56,13 +61,19 @@ def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
     (MLflow itself would retry with backoff for minutes). Local stores (sqlite, files) need no check."""
     if not uri.startswith(("http://", "https://")) or uri in _ANSWERED:
         return
+    import base64
     import urllib.error
     import urllib.request
 
     from raysweep.config import ConfigError
 
+    bare, user, password = split_userinfo(uri)  # urllib reads "user:password@host" as a host name
+    request = urllib.request.Request(bare.rstrip("/") + "/health")
+    if user is not None:
+        token = base64.b64encode(f"{user}:{password or ''}".encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
     try:
-        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout_s) as r:
+        with urllib.request.urlopen(request, timeout=timeout_s) as r:
             if r.status == 200:
                 _ANSWERED.add(uri)  # once per process: the driver plans many jobs against one server
                 return
@@ -71,26 +82,28 @@ def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
         problem = f"HTTP {exc.code} from /health"
     except (urllib.error.URLError, OSError) as exc:
         problem = str(getattr(exc, "reason", exc))
-    raise ConfigError(f"tracking: the MLflow server at {uri} does not answer ({problem}); start it, or unset "
-                      "MLFLOW_TRACKING_URI / tracking.uri to use the local sqlite store, or set tracking.enabled=false")
+    raise ConfigError(f"tracking: the MLflow server at {redact(uri)} does not answer ({redact(problem)}); start it, "
+                      "or unset MLFLOW_TRACKING_URI / tracking.uri to use the local sqlite store, or set "
+                      "tracking.enabled=false")
 
 
 def flat_params(obj: Any, prefix: str = "") -> dict[str, str]:
-    """``{"sft": {"learning_rate": 1e-5}}`` -> ``{"sft.learning_rate": "1e-05"}`` (lists as JSON)."""
+    """``{"sft": {"learning_rate": 1e-5}}`` -> ``{"sft.learning_rate": "1e-05"}`` (lists as JSON; credentials in
+    values redacted: these are MLflow params)."""
     out: dict[str, str] = {}
     if isinstance(obj, dict):
         for k, v in obj.items():
             out.update(flat_params(v, f"{prefix}{k}."))
         return out
     key = prefix.rstrip(".")
-    out[key] = json.dumps(obj) if isinstance(obj, (list, tuple)) else str(obj)
-    out[key] = out[key][:6000]
+    out[key] = redact(json.dumps(obj) if isinstance(obj, (list, tuple)) else str(obj))[:6000]
     return out
 
 
 def start_run(cfg: TrackingConfig, output_dir: str | Path, run_id_file: Path, run_name: str,
               params: dict[str, str], tags: dict[str, str], artifacts: dict[str, str] | None = None):
-    """Start the run recorded in ``run_id_file`` again, or a new one (and record its id). Returns the run."""
+    """Start the run recorded in ``run_id_file`` again, or a new one (and record its id). Returns the run.
+    Params, tags and artifact texts are logged redacted (no credentials of any URI in them)."""
     import mlflow
 
     use_uri(tracking_uri(cfg, output_dir))
@@ -105,9 +118,9 @@ def start_run(cfg: TrackingConfig, output_dir: str | Path, run_id_file: Path, ru
     if run_id_file.is_file():
         run = mlflow.start_run(run_id=run_id_file.read_text().strip())
         return run
-    run = mlflow.start_run(experiment_id=exp_id, run_name=run_name, tags=tags)
+    run = mlflow.start_run(experiment_id=exp_id, run_name=run_name, tags={k: redact(v) for k, v in tags.items()})
     run_id_file.write_text(run.info.run_id)
-    mlflow.log_params(params)
+    mlflow.log_params({k: redact(v) for k, v in params.items()})
     for name, text in (artifacts or {}).items():
-        mlflow.log_text(text, name)
+        mlflow.log_text(redact(text), name)
     return run

@@ -31,8 +31,11 @@ def test_decaying_schedule_is_refused_with_the_reason():
     assert load_config(None, ["sft.lr_scheduler=constant"]).sft.lr_scheduler == "constant"
 
 
-def test_checkpoints_are_sorted_and_validated():
-    assert load_config(None, ["sft.checkpoints=[40, 0, 10, 10]"]).sft.checkpoints == (0, 10, 40)
+def test_checkpoints_must_be_increasing_and_are_validated():
+    assert load_config(None, ["sft.checkpoints=[0, 10, 40]"]).sft.checkpoints == (0, 10, 40)
+    for bad in ("[40, 0, 10]", "[0, 10, 10, 40]"):  # refused, not silently sorted: the YAML is the record
+        with pytest.raises(ConfigError, match=r"sft.checkpoints: must be increasing.*write \[0, 10, 40\]"):
+            load_config(None, [f"sft.checkpoints={bad}"])
     with pytest.raises(ConfigError, match="sft.checkpoints"):
         load_config(None, ["sft.checkpoints=[-1, 4]"])
     with pytest.raises(ConfigError, match="offload_params"):

@@ -151,3 +151,25 @@ def test_cli_errors_exit_2(capsys, tiny_path, tmp_path):
     assert main(["spectral", "frobnicate"]) == 2
     assert main(["spectral", "--ref", "x", "--target", "y", "spectral.fractions=[2]"]) == 2
     assert "spectral.fractions" in capsys.readouterr().err
+
+
+def test_trunk_correlations():
+    from raysweep.spectral.report import trunk_correlations
+
+    def pt(step, angle, sv):
+        return {"sft_step": step, "angle_mean.top0.1": angle, "sv_rel_change": sv, "w_rel_change": 2 * sv}
+
+    points = [pt(0, 0.0, 0.0), pt(10, 5.0, 0.01), pt(20, 8.0, 0.012), pt(40, 12.0, 0.015), pt(80, 15.0, 0.02)]
+    steps = [{"sft_step": 20, "prev_step": 10, "angle_mean.top0.1": 4.0},
+             {"sft_step": 40, "prev_step": 20, "angle_mean.top0.1": 5.0},
+             {"sft_step": 80, "prev_step": 40, "angle_mean.top0.1": 4.0}]
+    ood = {0: 0.10, 10: 0.30, 20: 0.25, 40: 0.15, 80: 0.05}  # peaks early, then falls
+    loss = {0: 2.0, 10: 1.0, 20: 0.8, 40: 0.6, 80: 0.5}  # keeps falling: the loss cannot see the peak
+    c = trunk_correlations(points, steps, ood, loss, 0.1)
+    assert c["checkpoints"] == 5 and c["peak_step"] == 10 and c["last_angle"] == 15.0
+    assert c["spearman_angle_vs_sv"] == pytest.approx(1.0)
+    assert c["spearman_angle_vs_acc"] == pytest.approx(-0.4)  # ranks 1..5 vs 2,5,4,3,1: 1 - 6*28/120
+    # rotation rate per step: 0.5, 0.4, 0.25, 0.1 at 10, 20, 40, 80: ordered like OOD after the peak
+    assert c["rate"] == {10: 0.5, 20: 0.4, 40: 0.25, 80: 0.1}
+    assert c["spearman_rate_vs_acc"] == pytest.approx(1.0) and c["rate_pick"] == 10
+    assert c["spearman_neg_loss_vs_acc"] == pytest.approx(-1.0) and c["loss_pick"] == 80

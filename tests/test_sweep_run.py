@@ -23,7 +23,8 @@ SWEEP = ["model.name=tiny", "sft.checkpoints=[0, 20]", "sft.learning_rate=3e-3",
          "sft.num_examples=256", "sft.warmup_steps=0", "sft.deepspeed.stage=0", "sft.cpus_per_worker=2",
          "eval.n=16", "task.reward=paper", "rl.grid={learning_rate: [1e-4, 1e-3]}", "rl.max_steps=3",
          "rl.eval_every=0", "rl.batch_size=4", "rl.num_generations=4", "rl.num_prompts=64", "rl.deepspeed.stage=0",
-         "rl.cpus_per_worker=2", "output_dir=out", "sweep.name=quick", "tracking.experiment=sweep-test"]
+         "rl.cpus_per_worker=2", "output_dir=out", "sweep.name=quick", "tracking.experiment=sweep-test",
+         "spectral.in_sweep=true"]
 S3_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
 
 
@@ -133,10 +134,10 @@ def test_sweep_killed_mid_grid_resumes_with_nothing_redone(tmp_path, mlflow_serv
     assert read_remote_text(child_uri(s3_server, "quick/results.csv")).splitlines() == \
         (sdir / "results.csv").read_text().splitlines()
     runs = client.search_runs([exp.experiment_id])
-    assert len(runs) == 1 + 1 + 4 and set(runs_before) <= {r.info.run_id for r in runs}
+    assert len(runs) == 1 + 1 + 4 + 1 and set(runs_before) <= {r.info.run_id for r in runs}
     assert all(r.info.status == "FINISHED" for r in runs), [(r.info.run_name, r.info.status) for r in runs]
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent]
-    assert sorted(r.data.tags["raysweep.kind"] for r in children) == ["rl"] * 4 + ["sft"]
+    assert sorted(r.data.tags["raysweep.kind"] for r in children) == ["rl"] * 4 + ["sft", "spectral"]
     trials = [r for r in children if r.data.tags["raysweep.kind"] == "rl"]
     assert sorted(r.data.params["rl.learning_rate"] for r in trials) == ["0.0001", "0.0001", "0.001", "0.001"]
     assert {r.data.tags["raysweep.parent_sft_step"] for r in trials} == {"0", "20"}
@@ -151,6 +152,18 @@ def test_sweep_killed_mid_grid_resumes_with_nothing_redone(tmp_path, mlflow_serv
     # step-wise metrics: the trial's training reward at every step
     assert [m.step for m in client.get_metric_history(first, "train/reward")] == [1, 2, 3]
 
+    # the spectral analysis (spectral.in_sweep), as Ray tasks: base vs SFT 20, and per cell SFT start vs RL and
+    # base vs RL, in a child run of the sweep
+    spectral = next(r for r in children if r.data.tags["raysweep.kind"] == "spectral")
+    assert {"spectral/layers_trunk.png", "spectral/layers_rl.png", "spectral/trunk_seed0.png", "spectral/spectral.md",
+            "spectral/matrices.csv"} <= {a.path for a in client.list_artifacts(spectral.info.run_id, "spectral")}
+    summary = json.loads((sdir / "spectral" / "spectral.json").read_text())
+    assert sorted(p["kind"] for p in summary["pairs"]) == ["rl"] * 4 + ["rl-base"] * 4 + ["trunk"]
+    trunk = next(p for p in summary["pairs"] if p["kind"] == "trunk")
+    assert trunk["sft_step"] == 20 and 0 < trunk["angle_mean.top0.1"] < 90 and trunk["w_rel_change"] > 0
+    assert [m.step for m in client.get_metric_history(spectral.info.run_id, "trunk.seed0.angle_mean.top0.1")] == [20]
+    assert "[spectral] 7 pair(s) to compare (0 cached)" in resume.stdout  # SFT 0 is the base: 2 pairs twice
+
     # the boundary search on the same sweep pays for nothing twice: every point is found finished on disk
     search = subprocess.run(_raysweep("boundary", *SWEEP, f"sweep.storage={s3_server}"), cwd=tmp_path, env=env,
                             capture_output=True, text=True, timeout=900)
@@ -159,4 +172,12 @@ def test_sweep_killed_mid_grid_resumes_with_nothing_redone(tmp_path, mlflow_serv
     assert "[boundary] 0 new trial(s); the search is complete" in search.stderr
     for rdir, records in ((rdirs[n], records_before[n]) for n in done_before):
         assert list(T.read_results(rdir)) == records
-    assert len(client.search_runs([exp.experiment_id])) == 6  # no new MLflow runs either
+    assert "[spectral] all 9 pair(s) cached" in search.stdout  # the spectral analysis too
+    assert len(client.search_runs([exp.experiment_id])) == 7  # no new MLflow runs either
+
+    # one trunk alone, in this process (no Ray): base vs SFT 20, correlated with the trunk's curve
+    tdir = Path(rows[0]["start_checkpoint"]).parent.parent
+    one = subprocess.run(_raysweep("spectral", "--trunk", str(tdir), "--no-mlflow", "spectral.executor=local"),
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert one.returncode == 0, one.stderr[-3000:]
+    assert "| seed0/base → seed0/sft20 | trunk |" in one.stdout and "## Along the trunk" in one.stdout

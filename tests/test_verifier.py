@@ -139,3 +139,16 @@ def test_never_raises_on_arbitrary_text(text):
 def test_never_raises_on_formula_like_text(text):
     s = score("K,5,3,2", text, "id")
     assert s.verdict in ("correct", "wrong_value", "wrong_cards", "malformed")
+
+
+@pytest.mark.parametrize("answer,verdict", [
+    (".2*12", "malformed"),                    # a float, not "2*12" (the leading "." was stripped as punctuation)
+    ("Formula: .2*12=24", "malformed"),
+    ('{"formula": ".2*12=24"}', "malformed"),
+    ("**Formula:** `.2*12`", "malformed"),
+    ("24 = .2*12", "malformed"),
+    ("Formula: 2*12.", "correct"),             # a trailing "." ends the sentence
+    ("$2*12$", "correct"),
+])
+def test_a_leading_decimal_point_is_a_float(answer, verdict):
+    assert score("2,Q", answer, "ood").verdict == verdict

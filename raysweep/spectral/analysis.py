@@ -77,13 +77,14 @@ def compute(pairs: Sequence[Pair], cfg: SpectralConfig, cache_dir: Path | None =
     if not pairs:
         return []
     keys = [pair_key(p, cfg) for p in pairs]
-    found: dict[int, list[dict]] = {}
+    found: dict[str, list[dict]] = {}  # pair key -> rows (a pair listed twice is computed once)
     if cache_dir is not None:
-        for i, k in enumerate(keys):
+        for k in set(keys):
             f = cache_dir / f"{k}.json"
             if f.is_file():
-                found[i] = json.loads(f.read_text())
-    todo = [i for i in range(len(pairs)) if i not in found]
+                found[k] = json.loads(f.read_text())
+    first = {k: i for i, k in reversed(list(enumerate(keys)))}
+    todo = [i for k, i in sorted(first.items(), key=lambda kv: kv[1]) if k not in found]
     if not todo:
         print(f"[spectral] all {len(pairs)} pair(s) cached in {cache_dir}", flush=True)
     else:
@@ -94,24 +95,24 @@ def compute(pairs: Sequence[Pair], cfg: SpectralConfig, cache_dir: Path | None =
             for group in chunks(matrices, cfg.matrices_per_task):
                 calls.append((ckpts, index, group, cfg))
                 owners.append(ids)
-        print(f"[spectral] {len(sub)} pair(s) to compare ({len(found)} cached), {len(matrices)} matrices each, "
-              f"{len(calls)} task(s)", flush=True)
+        print(f"[spectral] {len(sub)} pair(s) to compare ({len(set(keys)) - len(sub)} cached), {len(matrices)} "
+              f"matrices each, {len(calls)} task(s)", flush=True)
         results = run_tasks(compare_group, calls, cfg, "comparing")
-        new: dict[int, list[dict]] = defaultdict(list)
+        new: dict[str, list[dict]] = defaultdict(list)
         for ids, rows in zip(owners, results):
             for row in rows:
-                new[todo[ids[row["pair"]]]].append(row)
-        for i, rows in new.items():
-            found[i] = rows
+                new[keys[todo[ids[row["pair"]]]]].append(row)
+        for k, rows in new.items():
+            found[k] = rows
             if cache_dir is not None:
                 from raysweep.train.trunk import write_json_atomic
 
                 cache_dir.mkdir(parents=True, exist_ok=True)
-                write_json_atomic(cache_dir / f"{keys[i]}.json", rows)
+                write_json_atomic(cache_dir / f"{k}.json", rows)
     out = []
     for i, p in enumerate(pairs):
         meta = {k: v for k, v in asdict(p).items()}
-        for row in found[i]:
+        for row in found[keys[i]]:
             out.append({**meta, **{k: v for k, v in row.items() if k != "pair"}, "pair": i})
     return out
 

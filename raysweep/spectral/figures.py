@@ -39,8 +39,11 @@ def layers_figure(by_layer: Sequence[dict], pair_ids: Sequence[int], labels: dic
     a1.set(xlabel="block", ylabel=f"mean principal angle, top {fraction:g} of rank (deg)",
            title=f"{title}: singular vectors rotate")
     a2.set(xlabel="block", ylabel="relative singular-value change (%)", title=f"{title}: singular values")
-    a1.set_ylim(bottom=0)
-    a2.set_ylim(bottom=0)
+    from matplotlib.ticker import MaxNLocator
+
+    for ax in (a1, a2):
+        ax.set_ylim(bottom=0)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     a1.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=100)

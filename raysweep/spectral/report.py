@@ -210,57 +210,58 @@ def _metrics(tables: dict, trunks: dict, cfg: RaysweepConfig) -> list[tuple[str,
     return out
 
 
-def write(out: Path, pairs: list[Pair], cfg: RaysweepConfig, title: str, *, sweep_dir: Path | None = None,
-          missing: Sequence[str] = (), log_to_mlflow: bool = True, parent: str | None = None) -> dict:
-    """Compare ``pairs``, write everything to ``out``, log it; the summary (also ``out/spectral.json``)."""
+def write(out: Path, pairs: list[Pair], cfg: RaysweepConfig, title: str, *, trunks: Sequence[tuple[int, Path]] = (),
+          missing: Sequence[str] = (), log_to_mlflow: bool = True, parent: str | None = None,
+          params: dict[str, str] | None = None) -> dict:
+    """Compare ``pairs``, write everything to ``out``, log it; the summary (also ``out/spectral.json``).
+    ``trunks``: (seed, trunk directory) whose ``trunk`` pairs are correlated with the trunk's accuracy."""
     from raysweep.train.record import config_params
 
     t0 = time.time()
     out.mkdir(parents=True, exist_ok=True)
     rows = compute(pairs, cfg.spectral, out / "cache")
     tables = write_tables(rows, out)
-    trunks: dict = {}
+    corr: dict = {}
     rule = cfg.boundary.rule
     f = main_fraction(cfg.spectral.fractions)
-    if sweep_dir is not None:
-        from raysweep.boundary.analyse import trunk_curve
-        from raysweep.sweep.plan import Cell, lineage
+    from raysweep.boundary.analyse import trunk_curve
 
-        for seed in cfg.sft.seeds:
-            tdir = Path(lineage(cfg, Cell(seed, cfg.sft.checkpoints[0]))["trunk_dir"])
-            curve, _ = trunk_curve(tdir, rule)
-            _, id_losses = trunk_curve(tdir, cfg.task.eval_rules[0])
-            acc = {s: a for s, a, _, _ in curve}
-            pts = trunk_points(tables["pairs"], seed, with_base=0 in acc)
-            if not pts:
-                continue
-            steps = [r for r in tables["pairs"] if r["kind"] == "step" and r["seed"] == seed]
-            trunks[seed] = trunk_correlations(pts, steps, acc, id_losses, f)
-            p = trunk_figure(pts, cfg.spectral.fractions, curve, rule, out / f"trunk_seed{seed}.png",
-                             f"trunk seed {seed}: rotation vs singular values")
-            if p:
-                trunks[seed]["figure"] = p.name
+    for seed, tdir in trunks:
+        curve, _ = trunk_curve(tdir, rule)
+        _, id_losses = trunk_curve(tdir, cfg.task.eval_rules[0])
+        acc = {s: a for s, a, _, _ in curve}
+        pts = trunk_points(tables["pairs"], seed, with_base=0 in acc)
+        if not pts:
+            continue
+        steps = [r for r in tables["pairs"] if r["kind"] == "step" and r["seed"] == seed]
+        corr[seed] = trunk_correlations(pts, steps, acc, id_losses, f)
+        p = trunk_figure(pts, cfg.spectral.fractions, curve, rule, out / f"trunk_seed{seed}.png",
+                         f"trunk seed {seed}: rotation vs singular values")
+        if p:
+            corr[seed]["figure"] = p.name
     rl_rows = rl_table(tables["pairs"], f)
     seconds = time.time() - t0
-    (out / "spectral.md").write_text(markdown(title, tables["pairs"], cfg.spectral.fractions, trunks, rl_rows, rule,
+    (out / "spectral.md").write_text(markdown(title, tables["pairs"], cfg.spectral.fractions, corr, rl_rows, rule,
                                               missing, seconds))
-    summary = {"title": title, "pairs": tables["pairs"], "trunks": {str(k): v for k, v in trunks.items()},
+    summary = {"title": title, "pairs": tables["pairs"], "trunks": {str(k): v for k, v in corr.items()},
                "rl": rl_rows, "missing": list(missing), "seconds": seconds,
                "settings": cfg.spectral.model_dump(mode="json")}
     from raysweep.train.trunk import write_json_atomic
 
+    previous = json.loads((out / "spectral.json").read_text()) if (out / "spectral.json").is_file() else {}
     write_json_atomic(out / "spectral.json", summary)
     files = _figures(out, tables, cfg, title) + sorted(out.glob("trunk_seed*.png"))
     files += [out / n for n in ("spectral.md", "spectral.json", "pairs.csv", "by_module.csv", "by_layer.csv",
                                 "matrices.csv")]
-    if log_to_mlflow:
-        params = {"spectral.pairs": str(len(pairs)),
+    same = (out / "mlflow_run_id").is_file() and (json.dumps(previous.get("pairs"), sort_keys=True)
+                                                 == json.dumps(json.loads(json.dumps(summary["pairs"])), sort_keys=True))
+    if log_to_mlflow and same:
+        print(f"[spectral] nothing new since the last analysis: MLflow run {(out / 'mlflow_run_id').read_text().strip()} "
+              "is up to date", file=sys.stderr, flush=True)
+    elif log_to_mlflow:
+        params = {"spectral.pairs": str(len(pairs)), **(params or {}),
                   **{k: v for k, v in config_params(cfg).items() if k.startswith("spectral.")}}
-        if sweep_dir is not None:
-            params["spectral.sweep_dir"] = str(sweep_dir)
-        else:
-            params.update({"spectral.ref": pairs[0].ref, "spectral.targets": json.dumps([p.target for p in pairs])[:6000]})
-        run_id = _log(cfg, out, files, _metrics(tables, trunks, cfg), f"spectral/{title}", parent, params)
+        run_id = _log(cfg, out, files, _metrics(tables, corr, cfg), f"spectral/{title}", parent, params)
         if run_id:
             summary["mlflow_run_id"] = run_id
     print(f"[spectral] {len(pairs)} pair(s), {len(rows)} matrix comparisons in {seconds:.0f}s; wrote {out}",
@@ -270,18 +271,36 @@ def write(out: Path, pairs: list[Pair], cfg: RaysweepConfig, title: str, *, swee
 
 def spectral_sweep(sweep_dir: str | Path, overrides: list[str] | None = None, log_to_mlflow: bool = True) -> dict:
     """The spectral analysis of a sweep's trunks and finished RL cells, in ``<sweep>/spectral/``."""
-    from raysweep.spectral.sources import sweep_config, sweep_pairs
+    from raysweep.spectral.sources import sweep_config, sweep_pairs, sweep_trunks
 
     sdir = Path(sweep_dir).resolve()
     cfg = sweep_config(sdir, overrides)
     pairs, missing = sweep_pairs(sdir, cfg)
+    _nothing_yet(sdir, pairs, missing)
+    parent = (sdir / "mlflow_run_id").read_text().strip() if (sdir / "mlflow_run_id").is_file() else None
+    return write(sdir / "spectral", pairs, cfg, sdir.name, trunks=sweep_trunks(cfg), missing=missing,
+                 log_to_mlflow=log_to_mlflow, parent=parent, params={"spectral.sweep_dir": str(sdir)})
+
+
+def spectral_trunk(trunk_dir: str | Path, overrides: list[str] | None = None, log_to_mlflow: bool = True) -> dict:
+    """One trunk (``<output_dir>/trunks/<id>/seed-<s>``): base vs every SFT length and consecutive lengths,
+    correlated with its accuracy curve, in ``<trunk>/spectral/`` (an MLflow child run of the trunk's run)."""
+    from raysweep.spectral.sources import trunk_config, trunk_pairs
+
+    tdir = Path(trunk_dir).resolve()
+    cfg, seed = trunk_config(tdir, overrides)
+    pairs, missing, _ = trunk_pairs(cfg, tdir, seed)
+    _nothing_yet(tdir, pairs, missing)
+    parent = (tdir / "mlflow_run_id").read_text().strip() if (tdir / "mlflow_run_id").is_file() else None
+    return write(tdir / "spectral", pairs, cfg, f"trunk {tdir.parent.name} seed {seed}", trunks=[(seed, tdir)],
+                 missing=missing, log_to_mlflow=log_to_mlflow, parent=parent, params={"spectral.trunk_dir": str(tdir)})
+
+
+def _nothing_yet(where: Path, pairs: list, missing: list[str]) -> None:
     if not pairs:
         from raysweep.config import ConfigError
 
-        raise ConfigError(f"{sdir}: no finished checkpoint beyond the base yet ({', '.join(missing) or 'nothing planned'})")
-    parent = (sdir / "mlflow_run_id").read_text().strip() if (sdir / "mlflow_run_id").is_file() else None
-    return write(sdir / "spectral", pairs, cfg, sdir.name, sweep_dir=sdir, missing=missing,
-                 log_to_mlflow=log_to_mlflow, parent=parent)
+        raise ConfigError(f"{where}: no finished checkpoint beyond the base yet ({', '.join(missing) or 'nothing planned'})")
 
 
 def spectral_pairs(ref: str, targets: list[str], cfg: RaysweepConfig, out: Path | None = None,
@@ -293,4 +312,5 @@ def spectral_pairs(ref: str, targets: list[str], cfg: RaysweepConfig, out: Path 
     pairs = named_pairs(ref, targets)
     title = f"{pairs[0].ref_label} vs {', '.join(p.target_label for p in pairs)}"[:120]
     out = out or Path(cfg.output_dir) / "spectral" / digest([[p.ref, p.target] for p in pairs], 12)
-    return write(out.resolve(), pairs, cfg, title, log_to_mlflow=log_to_mlflow)
+    return write(out.resolve(), pairs, cfg, title, log_to_mlflow=log_to_mlflow,
+                 params={"spectral.ref": pairs[0].ref, "spectral.targets": json.dumps([p.target for p in pairs])[:6000]})

@@ -75,29 +75,54 @@ def base_checkpoint(cfg: RaysweepConfig, tdir: Path) -> str:
     return str(models.resolve(cfg.model.name))
 
 
+def trunk_pairs(cfg: RaysweepConfig, tdir: Path, seed: int) -> tuple[list[Pair], list[str], str]:
+    """A trunk's pairs: base vs every finished SFT length, and each length vs the previous one; what is not
+    finished yet; the base checkpoint."""
+    from raysweep.train import trunk as T
+
+    done = sorted(T.finished_steps(tdir))
+    missing = [f"trunk seed {seed} SFT {s}" for s in cfg.sft.checkpoints if s not in done]
+    base = base_checkpoint(cfg, tdir)
+    pairs = []
+    prev, prev_step = base, 0
+    for s in (s for s in done if s > 0):
+        c = str(T.checkpoint_dir(tdir, s))
+        pairs.append(Pair("trunk", base, c, f"seed{seed}/base", f"seed{seed}/sft{s}", seed, s))
+        if prev_step > 0:
+            pairs.append(Pair("step", prev, c, f"seed{seed}/sft{prev_step}", f"seed{seed}/sft{s}", seed, s, prev_step))
+        prev, prev_step = c, s
+    return pairs, missing, base
+
+
+def trunk_config(tdir: Path, overrides: list[str] | None = None) -> tuple[RaysweepConfig, int]:
+    """The config a trunk was trained with, and its seed."""
+    tdir = Path(tdir)
+    if not (tdir / "config.yaml").is_file() or not (tdir / "checkpoints").is_dir():
+        raise ConfigError(f"{tdir}: not a trunk directory (config.yaml, checkpoints/); give "
+                          "<output_dir>/trunks/<trunk_id>/seed-<s>")
+    if not tdir.name.startswith("seed-"):
+        raise ConfigError(f"{tdir}: a trunk directory is named seed-<s>")
+    return load_config(tdir / "config.yaml", overrides), int(tdir.name.split("-", 1)[1])
+
+
+def sweep_trunks(cfg: RaysweepConfig) -> list[tuple[int, Path]]:
+    from raysweep.sweep.plan import Cell, lineage
+
+    return [(seed, Path(lineage(cfg, Cell(seed, cfg.sft.checkpoints[0]))["trunk_dir"])) for seed in cfg.sft.seeds]
+
+
 def sweep_pairs(sdir: Path, cfg: RaysweepConfig) -> tuple[list[Pair], list[str]]:
     """Every pair the sweep's finished checkpoints make; and what is not there yet."""
-    from raysweep.sweep.plan import Cell, lineage, plan_cells
-    from raysweep.train import trunk as T
+    from raysweep.sweep.plan import plan_cells
     from raysweep.train.rl import is_finished
 
     pairs: list[Pair] = []
     missing: list[str] = []
     bases: dict[int, str] = {}
-    for seed in cfg.sft.seeds:
-        tdir = Path(lineage(cfg, Cell(seed, cfg.sft.checkpoints[0]))["trunk_dir"])
-        done = sorted(T.finished_steps(tdir))
-        missing += [f"trunk seed {seed} SFT {s}" for s in cfg.sft.checkpoints if s not in done]
-        base = bases[seed] = base_checkpoint(cfg, tdir)
-        steps = [s for s in done if s > 0]
-        prev, prev_step = base, 0
-        for s in steps:
-            c = str(T.checkpoint_dir(tdir, s))
-            pairs.append(Pair("trunk", base, c, f"seed{seed}/base", f"seed{seed}/sft{s}", seed, s))
-            if prev_step > 0:
-                pairs.append(Pair("step", prev, c, f"seed{seed}/sft{prev_step}", f"seed{seed}/sft{s}", seed, s,
-                                  prev_step))
-            prev, prev_step = c, s
+    for seed, tdir in sweep_trunks(cfg):
+        tp, tm, bases[seed] = trunk_pairs(cfg, tdir, seed)
+        pairs += tp
+        missing += tm
     jobs = json.loads((sdir / "cells.json").read_text())
     for cell in plan_cells(cfg):
         job = json.loads(Path(jobs[cell.name]).read_text())

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from raysweep.config import ConfigError, RaysweepConfig, load_config
 from raysweep.plots import plot_sweep
+from raysweep.redact import redact
 from raysweep.sweep.plan import Cell, cell_config, lineage, plan_cells, resource_plan
 from raysweep.sweep.progress import LiveView
 from raysweep.sweep.storage import SweepStorage, child_uri, is_uri, read_remote_text
@@ -158,6 +159,7 @@ def prepare(cfg: RaysweepConfig, what: str = "sweep") -> Prepared:
     cfg = for_workers(cfg)  # absolute output directory and tracking URI: trials and `resume` run elsewhere
     cells = plan_cells(cfg)  # validates every grid combination before anything runs
     store = sweep_storage(cfg)
+    store.check(field="sweep.storage" if cfg.sweep.storage else "output_dir")  # seconds, before anything trains
     sdir = store.local
     sdir.mkdir(parents=True, exist_ok=True)
     pulled = store.pull()  # a resume on another machine: the parent run id, the invocation records
@@ -166,7 +168,7 @@ def prepare(cfg: RaysweepConfig, what: str = "sweep") -> Prepared:
     parent = _parent_run(cfg, sdir)
     store.push()
     print(f"[{what}] {sdir.name}: {len(cfg.sft.seeds)} trunk(s), {len(cells)} RL cell(s) -> {sdir}"
-          + (f" (mirrored to {store.remote}{'; pulled ' + ', '.join(pulled) if pulled else ''})"
+          + (f" (mirrored to {redact(store.remote)}{'; pulled ' + ', '.join(pulled) if pulled else ''})"
              if store.remote else ""), file=sys.stderr)
     run_sft(cfg, parent_run_id=parent)
     t_sft = time.time() - t0
@@ -216,7 +218,8 @@ def run_sweep(cfg: RaysweepConfig) -> Path:
     storage_path, fs = store.tune_storage()
     path = f"{storage_path}/trials"
     if tune.Tuner.can_restore(path, storage_filesystem=fs):
-        print(f"[sweep] continuing the Tune experiment in {store.remote or storage_path}/trials", file=sys.stderr)
+        print(f"[sweep] continuing the Tune experiment in {redact(store.remote or storage_path)}/trials",
+              file=sys.stderr)
         tuner = tune.Tuner.restore(path, trainable, resume_unfinished=True, resume_errored=True,
                                    storage_filesystem=fs)
     else:
@@ -273,7 +276,7 @@ def finish(prep: Prepared, what: str = "sweep", require_all: bool = True) -> Pat
                   file=sys.stderr)
     store.push()
     print(f"# {what} {sdir.name}  ({wall:.0f}s; results: {sdir / 'results.csv'}"
-          + (f", mirrored to {store.remote}" if store.remote else "") + ")")
+          + (f", mirrored to {redact(store.remote)}" if store.remote else "") + ")")
     print(summary(rows, cfg.task.eval_rules))
     missing = [r["cell"] for r in rows if not r["finished"]]
     if missing and require_all:
@@ -289,7 +292,8 @@ def resume_sweep(location: str | Path) -> Path:
     if is_uri(str(location)):
         text = read_remote_text(child_uri(str(location), "config.yaml"))
         if text is None:
-            raise ConfigError(f"{location}: not a sweep (no config.yaml there); start one with `raysweep run`")
+            raise ConfigError(f"{redact(str(location))}: not a sweep (no config.yaml there); start one with "
+                              "`raysweep run`")
         with tempfile.TemporaryDirectory() as tmp:
             (Path(tmp) / "config.yaml").write_text(text)
             cfg = load_config(Path(tmp) / "config.yaml")

@@ -12,15 +12,21 @@ the URI's query string, credentials come from the usual environment of each clou
 
 Model checkpoints (trunks, RL runs) stay in ``output_dir``, which every node must see (a shared file
 system on a cluster): the training workers read and write them as files.
+
+:meth:`SweepStorage.check` runs before anything trains: the sweep's directory (or URI) must answer within
+seconds and take a small file, else the command stops naming ``sweep.storage``. URIs are printed and put
+in errors redacted (credentials in the query string masked, see :mod:`raysweep.redact`).
 """
 
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 from raysweep.config import ConfigError
+from raysweep.redact import redact
 
 # the sweep's own small files, mirrored to a remote storage (Tune's trials/ goes there directly)
 MIRRORED = ("config.yaml", "cells.json", "mlflow_run_id", "results.csv", "results.jsonl", "accuracy_vs_sft.png",
@@ -68,9 +74,43 @@ class SweepStorage:
         try:
             fs, path = pyarrow.fs.FileSystem.from_uri(self.remote)
         except (ValueError, OSError) as exc:  # pyarrow's ArrowInvalid is a ValueError
-            raise ConfigError(f"sweep.storage: pyarrow cannot open {self.remote} ({exc}); use a directory or a URI "
-                              "such as s3://bucket/prefix (options in the query string)") from None
+            raise ConfigError(f"sweep.storage: pyarrow cannot open {redact(self.remote)} ({redact(str(exc))}); use a "
+                              "directory or a URI such as s3://bucket/prefix (options in the query string)") from None
         return fs, path.rstrip("/")
+
+    def check(self, timeout_s: float = 15.0, field: str = "sweep.storage") -> None:
+        """Fail fast, before anything trains: the sweep's home must answer within ``timeout_s`` and take a
+        small file (written and deleted). Raises :class:`ConfigError` naming ``field`` (the config field that
+        put the sweep there: ``sweep.storage``, or ``output_dir`` for the default)."""
+        where = redact(self.remote) if self.remote else str(self.local)
+        if self.remote is None:
+            try:
+                _write_probe_local(self.local)
+            except OSError as exc:
+                raise ConfigError(f"{field}: cannot write the sweep directory {where} "
+                                  f"({exc.strerror or exc}); use a writable directory") from None
+            return
+        fs, path = self._fs()
+        outcome: list[BaseException | None] = []
+
+        def probe() -> None:
+            try:
+                _write_probe_remote(fs, path)
+                outcome.append(None)
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller below
+                outcome.append(exc)
+
+        t = threading.Thread(target=probe, name="raysweep-storage-check", daemon=True)
+        t.start()
+        t.join(timeout_s)
+        if not outcome:
+            raise ConfigError(f"{field}: {where} does not answer within {timeout_s:.0f}s; check the endpoint "
+                              "(endpoint_override in the query string) and the network, or use a directory")
+        if outcome[0] is not None:
+            problem = redact(str(outcome[0]).strip().splitlines()[0] if str(outcome[0]).strip() else
+                             type(outcome[0]).__name__)
+            raise ConfigError(f"{field}: cannot reach or write {where} ({problem}); check the URI, its "
+                              "endpoint and the credentials (the cloud SDK's environment), or use a directory")
 
     def tune_storage(self) -> tuple[str, object | None]:
         """(``storage_path``, ``storage_filesystem``) for Tune's RunConfig/restore: experiment ``trials``
@@ -118,12 +158,38 @@ class SweepStorage:
         return done
 
 
-def read_remote_text(uri: str) -> str | None:
-    """The text of the file at ``uri``, or None if there is none."""
+_PROBE = ".raysweep-write-check"
+
+
+def _write_probe_local(directory: Path) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    probe = directory / _PROBE
+    probe.write_bytes(b"ok")
+    probe.unlink()
+
+
+def _write_probe_remote(fs, path: str) -> None:
     import pyarrow.fs
 
-    fs, path = pyarrow.fs.FileSystem.from_uri(uri)
-    if fs.get_file_info(path).type != pyarrow.fs.FileType.File:
-        return None
-    with fs.open_input_stream(path) as f:
-        return f.read().decode()
+    if fs.get_file_info(path).type == pyarrow.fs.FileType.File:
+        raise OSError(f"{path} is a file, not a directory")
+    fs.create_dir(path, recursive=True)
+    with fs.open_output_stream(f"{path}/{_PROBE}") as out:
+        out.write(b"ok")
+    fs.delete_file(f"{path}/{_PROBE}")
+
+
+def read_remote_text(uri: str) -> str | None:
+    """The text of the file at ``uri``, or None if there is none; :class:`ConfigError` if it cannot be read."""
+    import pyarrow.fs
+
+    try:
+        fs, path = pyarrow.fs.FileSystem.from_uri(uri)
+        if fs.get_file_info(path).type != pyarrow.fs.FileType.File:
+            return None
+        with fs.open_input_stream(path) as f:
+            return f.read().decode()
+    except (ValueError, OSError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(f"{redact(uri)}: cannot read it ({redact(first)}); check the URI, its endpoint and the "
+                          "credentials") from None

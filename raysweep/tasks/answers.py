@@ -7,9 +7,11 @@ Accepted answer shapes (first match wins):
 3. a bare equation: the last line that is made only of numbers, operators, parentheses and ``=``.
 
 An ``= <number>`` tail is dropped (``3*8=24`` scores ``3*8``); the claimed number itself is ignored,
-the formula's exact value is what counts. Operator look-alikes are accepted: ``×``, ``x``, ``X``, ``·``,
-``∗`` for ``*``; ``÷`` for ``/``; ``−`` and ``–`` for ``-``; ``[ ]`` and ``{ }`` as parentheses
-(see :func:`raysweep.tasks.verifier.normalise`). Texts over :data:`MAX_ANSWER_CHARS` are malformed.
+the formula's exact value is what counts. Quotes, ``$``, spaces and punctuation around the formula are
+dropped, except a ``.`` right before a digit: ``.5*48`` is a float (malformed), not ``5*48``. Operator
+look-alikes are accepted: ``×``, ``x``, ``X``, ``·``, ``∗`` for ``*``; ``÷`` for ``/``; ``−`` and ``–`` for
+``-``; ``[ ]`` and ``{ }`` as parentheses (see :func:`raysweep.tasks.verifier.normalise`). Texts over
+:data:`MAX_ANSWER_CHARS` are malformed.
 """
 
 from __future__ import annotations
@@ -49,14 +51,22 @@ def extract_formula(text: str) -> str | None:
                 break
         if candidate is None:
             return None
-    return _drop_tail(candidate.strip(_STRIP))
+    return _drop_tail(_strip(candidate))
+
+
+def _strip(text: str) -> str:
+    """Drop quotes, spaces and punctuation around a formula, but never a decimal point: ``.5*48`` keeps its
+    ``.`` (a float, so malformed) instead of becoming ``5*48``; a trailing ``.`` ends a sentence."""
+    out = text.strip(_STRIP)
+    head = text[: len(text) - len(text.lstrip(_STRIP))]
+    return "." + out if head.endswith(".") and out[:1].isdigit() else out
 
 
 def _drop_tail(candidate: str) -> str:
     """``a*b=24`` -> ``a*b``; ``24=a*b`` -> ``a*b``; a bare ``24`` stays ``24``."""
     if "=" not in candidate:
         return candidate
-    parts = [p.strip(_STRIP) for p in candidate.split("=")]
+    parts = [_strip(p) for p in candidate.split("=")]
     exprs = [p for p in parts if p and not re.fullmatch(r"\d+", normalise(p))]
     if exprs:
         return exprs[0]

@@ -54,7 +54,9 @@ class SFTConfig(WorkersConfig):
             raise ValueError("give at least one SFT length, e.g. [0, 10, 20, 40]")
         if any(s < 0 for s in v):
             raise ValueError("SFT lengths are optimizer steps >= 0")
-        return tuple(sorted(set(v)))
+        if list(v) != sorted(set(v)):
+            raise ValueError(f"must be increasing, without repeats: write {sorted(set(v))}")
+        return v
 
     @field_validator("seeds")
     @classmethod
