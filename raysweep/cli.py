@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+from raysweep.redact import redact, redact_obj
+
 
 def _add_config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("config", nargs="?", help="YAML config file (optional; defaults apply)")
@@ -30,7 +32,7 @@ def _resolved_config(args):
 
     config, overrides = _split_config(args)
     cfg = load_config(config, overrides)
-    print("# resolved config\n" + cfg.to_yaml(), file=sys.stderr)
+    print("# resolved config\n" + redact(cfg.to_yaml()), file=sys.stderr)
     return cfg
 
 
@@ -130,7 +132,7 @@ def cmd_eval(args) -> int:
     if args.rule:
         overrides.append(f"task.eval_rules={json.dumps(args.rule)}")
     cfg = load_config(config, overrides)
-    print("# resolved config\n" + cfg.to_yaml(), file=sys.stderr)
+    print("# resolved config\n" + redact(cfg.to_yaml()), file=sys.stderr)
     t0 = time.time()
     model, tokenizer = models.load(cfg.model.name, device=cfg.model.device, dtype=cfg.model.dtype)
     load_s = time.time() - t0
@@ -140,7 +142,7 @@ def cmd_eval(args) -> int:
         f"{_slug(cfg.model.name)}-{'-'.join(cfg.task.eval_rules)}-n{cfg.eval.n}-{cfg.digest()}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     payload = {
-        "config": json.loads(cfg.model_dump_json()),
+        "config": redact_obj(json.loads(cfg.model_dump_json())),
         "model_path": str(models.resolve(cfg.model.name)),
         "device": str(model.device),
         "load_seconds": load_s,
@@ -267,7 +269,7 @@ def cmd_spectral(args) -> int:
         if config is not None:
             print(f"[spectral] config: {config} (the target's run)", file=sys.stderr)
     cfg = load_config(config, overrides)
-    print("# resolved config\n" + cfg.to_yaml(), file=sys.stderr)
+    print("# resolved config\n" + redact(cfg.to_yaml()), file=sys.stderr)
     out = Path(args.out) if args.out else None
     if edit:
         from raysweep.spectral.edits import run_edits
@@ -292,7 +294,7 @@ def cmd_config(args) -> int:
         print("\n".join(describe_fields()))
         return 0
     config, overrides = _split_config(args)
-    print(load_config(config, overrides).to_yaml(), end="")
+    print(redact(load_config(config, overrides).to_yaml()), end="")
     return 0
 
 
@@ -462,7 +464,7 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args) or 0
     except (ConfigError, ModelError, CheckpointError, ValueError, KeyError) as exc:
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"raysweep: error: {msg}", file=sys.stderr)
+        print(f"raysweep: error: {redact(str(msg))}", file=sys.stderr)
         return 2
 
 

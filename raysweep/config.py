@@ -165,6 +165,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
             data = yaml.safe_load(p.read_text()) or {}
         except UnicodeDecodeError:
             raise ConfigError(f"config file {p} is not UTF-8 text; give a YAML file") from None
+        except OSError as exc:
+            raise ConfigError(f"config file {p} cannot be read ({exc.strerror or exc})") from None
         except yaml.YAMLError as exc:
             raise ConfigError(f"config file {p} is not valid YAML ({_yaml_problem(exc)})") from None
         if not isinstance(data, dict):

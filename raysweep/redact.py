@@ -2,11 +2,15 @@
 
 A storage URI may carry credentials in its query string (``s3://b/p?access_key=AK&secret_key=SK``) and a
 tracking URI in its user info (``http://user:password@host``). :func:`redact` masks them in any text (a
-URI, a YAML dump, an error message): the password of ``user:password@`` (a lone ``token@`` entirely) and
-the value of every query parameter whose name says secret (``*key*``, ``*secret*``, ``*token*``,
-``*password*``, ``*credential*``, ``*signature*``, ``sig``, ``*auth*``, ...). Everything else (bucket,
-path, ``endpoint_override``, host) stays readable. Pure functions; the real values stay where raysweep
-connects with them (the config it validates, the job files its workers read).
+URI, a YAML dump, an error message):
+
+- user info: over http(s), the password of ``user:password@`` and a lone ``token@``; in other schemes
+  (``s3://KEY:SECRET@bucket``) both parts of ``a:b@``, while a lone name stays (``abfs://container@acct``);
+- the value of every query parameter whose name says secret (``*key*``, ``*secret*``, ``*token*``,
+  ``*password*``, ``*credential*``, ``*signature*``, ``sig``, ``*auth*``, ...).
+
+Everything else (bucket, path, ``endpoint_override``, host, user name) stays readable. Pure functions; the
+real values stay where raysweep connects with them (the config it validates, the job files its workers read).
 """
 
 from __future__ import annotations
@@ -24,8 +28,11 @@ _SECRET_PARAM = re.compile(
 
 
 def _mask_userinfo(m: re.Match) -> str:
-    user, sep, _ = m.group("info").partition(":")
-    return f"{m.group('scheme')}{user}:{MASK}@" if sep else f"{m.group('scheme')}{MASK}@"
+    scheme, (user, sep, _) = m.group("scheme"), m.group("info").partition(":")
+    web = scheme.lower().startswith(("http", "ws"))
+    if sep:
+        return f"{scheme}{user if web else MASK}:{MASK}@"
+    return f"{scheme}{MASK if web else user}@"
 
 
 def redact(text: str) -> str:

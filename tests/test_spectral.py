@@ -173,3 +173,10 @@ def test_trunk_correlations():
     assert c["rate"] == {10: 0.5, 20: 0.4, 40: 0.25, 80: 0.1}
     assert c["spearman_rate_vs_acc"] == pytest.approx(1.0) and c["rate_pick"] == 10
     assert c["spearman_neg_loss_vs_acc"] == pytest.approx(-1.0) and c["loss_pick"] == 80
+
+
+def test_metric_keys_are_mlflow_legal():
+    from raysweep.spectral.report import metric_key
+
+    assert metric_key("layer.seed0/base_to_rl:seed0-sft0-learning_rate=0.0001.angle_mean.top0.1") == \
+        "layer.seed0/base_to_rl_seed0-sft0-learning_rate_0.0001.angle_mean.top0.1"

@@ -243,11 +243,13 @@ def run_edits(ref: str, target: str, cfg: RaysweepConfig, out: Path | None = Non
         start_run(cfg.tracking, cfg.output_dir, out / "mlflow_run_id",
                   f"spectral-edit/{pair.ref_label} -> {pair.target_label}", params, {"raysweep.kind": "spectral-edit"})
         try:
+            from raysweep.spectral.report import metric_key
+
             for r in rows:
                 name = r["checkpoint"].replace(":", "-")
-                mlflow.log_metric(f"{name}.{r['rule']}.accuracy", r["accuracy"])
+                mlflow.log_metric(metric_key(f"{name}.{r['rule']}.accuracy"), r["accuracy"])
                 if r.get("loss") is not None:
-                    mlflow.log_metric(f"{name}.{r['rule']}.loss", r["loss"])
+                    mlflow.log_metric(metric_key(f"{name}.{r['rule']}.loss"), r["loss"])
             for f in files:
                 mlflow.log_artifact(str(f), "edits")
         finally:

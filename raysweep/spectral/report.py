@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import sys
 import time
 from pathlib import Path
@@ -162,6 +163,11 @@ def _figures(out: Path, tables: dict, cfg: RaysweepConfig, title: str) -> list[P
     return [p for p in files if p is not None]
 
 
+def metric_key(name: str) -> str:
+    """An MLflow-legal metric name (letters, digits, ``_ - . /`` and spaces; at most 250 characters)."""
+    return re.sub(r"[^A-Za-z0-9_\-. /]", "_", name)[:250]
+
+
 def _log(cfg: RaysweepConfig, out: Path, files: list[Path], metrics: list[tuple[str, float, int]],
          run_name: str, parent: str | None, params: dict[str, str]) -> str | None:
     if not cfg.tracking.enabled:
@@ -177,7 +183,7 @@ def _log(cfg: RaysweepConfig, out: Path, files: list[Path], metrics: list[tuple[
         by_step: dict[int, dict[str, float]] = {}
         for k, v, step in metrics:
             if v is not None and not (isinstance(v, float) and math.isnan(v)):
-                by_step.setdefault(step, {})[k] = float(v)
+                by_step.setdefault(step, {})[metric_key(k)] = float(v)
         for step, ms in sorted(by_step.items()):
             mlflow.log_metrics(ms, step=step)
         for p in files:
@@ -197,7 +203,7 @@ def _metrics(tables: dict, trunks: dict, cfg: RaysweepConfig) -> list[tuple[str,
             for f in fr:
                 out.append((f"trunk.seed{r['seed']}.angle_mean.top{f}", r[f"angle_mean.top{f}"], r["sft_step"]))
             out.append((f"trunk.seed{r['seed']}.sv_rel_change", r["sv_rel_change"], r["sft_step"]))
-    labels = {r["pair"]: f"{r['ref_label']}_to_{r['target_label']}".replace(":", "_") for r in tables["pairs"]}
+    labels = {r["pair"]: f"{r['ref_label']}_to_{r['target_label']}" for r in tables["pairs"]}
     main = fraction_key(main_fraction(cfg.spectral.fractions))
     for r in tables["by_layer"]:
         out.append((f"layer.{labels[r['pair']]}.angle_mean.top{main}", r[f"angle_mean.top{main}"], r["layer"]))

@@ -15,7 +15,7 @@ system on a cluster): the training workers read and write them as files.
 
 :meth:`SweepStorage.check` runs before anything trains: the sweep's directory (or URI) must answer within
 seconds and take a small file, else the command stops naming ``sweep.storage``. URIs are printed and put
-in errors redacted (credentials in the query string masked, see :mod:`raysweep.redact`).
+in errors redacted (``s3://KEY:SECRET@bucket`` and secret query parameters masked, see :mod:`raysweep.redact`).
 """
 
 from __future__ import annotations
