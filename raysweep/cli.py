@@ -149,7 +149,9 @@ def cmd_eval(args) -> int:
         "results": {r: res.summary() for r, res in results.items()},
         "records": {r: res.records for r, res in results.items()},
     }
-    out.write_text(json.dumps(payload, indent=1))
+    from raysweep.train.trunk import write_text_atomic
+
+    write_text_atomic(out, json.dumps(payload, indent=1))
     print(f"wrote {out}")
     return 0
 
@@ -217,6 +219,13 @@ def cmd_resume(args) -> int:
     from raysweep.sweep.run import resume_sweep
 
     resume_sweep(args.sweep_dir)
+    return 0
+
+
+def cmd_sync(args) -> int:
+    from raysweep.sweep.run import sync_sweep
+
+    sync_sweep(args.sweep_dir)
     return 0
 
 
@@ -361,6 +370,14 @@ def build_parser() -> argparse.ArgumentParser:
                                    "or extends the search. Ends with the report.")
     _add_config_args(p)
     p.set_defaults(func=cmd_boundary)
+    p = sub.add_parser("sync", help="log to MLflow what it missed while it was down (a sweep's trunks and trials)",
+                       description="A stage run keeps training when the MLflow server stops answering: its metrics "
+                                   "go to <run>/mlflow_metrics.jsonl and the run is marked mlflow_pending. This logs, "
+                                   "for every trunk and RL run of the sweep, the (metric, step) values MLflow lacks, "
+                                   "creates runs MLflow never saw, logs finished runs' artifacts and ends them. The "
+                                   "end of `raysweep run` / `resume` does the same.")
+    p.add_argument("sweep_dir", metavar="SWEEP_DIR", help="<output_dir>/sweeps/<name>")
+    p.set_defaults(func=cmd_sync)
     p = sub.add_parser("report", help="the recovery analysis of a sweep: window, peak, figures, to MLflow",
                        description="Per cell: accuracy after SFT and after RL and RL's paired gain with a 95% interval "
                                    "(same evaluation hands); per RL setting and rule: the window of SFT lengths RL "

@@ -272,6 +272,6 @@ def load(spec: str, device: str | None = None, dtype: str = "auto"):
     else:
         torch_dtype = getattr(torch, dtype)
     tokenizer = load_tokenizer(path)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype).to(device)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype, use_safetensors=True).to(device)
     model.eval()
     return model, tokenizer

@@ -29,6 +29,12 @@ class TrackingConfig(BaseModel):
 
 
 _USER_URI = os.environ.get("MLFLOW_TRACKING_URI")
+# MLflow retries a dead server with exponential backoff for minutes per call; raysweep's stages carry on
+# without it (see raysweep.train.tracking_outbox), so a few seconds of retrying is enough. The user's own
+# settings win.
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
 _OURS: set[str] = set()
 """URIs raysweep handed to ``mlflow.set_tracking_uri``, which also exports them as MLFLOW_TRACKING_URI: in
 a process that tracks for two output directories, the first must not pass for the user's choice."""
@@ -100,6 +106,19 @@ def flat_params(obj: Any, prefix: str = "") -> dict[str, str]:
     return out
 
 
+def experiment_id(cfg: TrackingConfig, output_dir: str | Path) -> str:
+    """The id of ``cfg.experiment`` (created if new; with the sqlite default, artifacts beside the store)."""
+    from mlflow.tracking import MlflowClient
+
+    uri = tracking_uri(cfg, output_dir)
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name(cfg.experiment)
+    if exp is not None:
+        return exp.experiment_id
+    art = (Path(output_dir).resolve() / "mlartifacts").as_uri() if uri.startswith("sqlite:") else None
+    return client.create_experiment(cfg.experiment, artifact_location=art)
+
+
 def start_run(cfg: TrackingConfig, output_dir: str | Path, run_id_file: Path, run_name: str,
               params: dict[str, str], tags: dict[str, str], artifacts: dict[str, str] | None = None):
     """Start the run recorded in ``run_id_file`` again, or a new one (and record its id). Returns the run.
@@ -107,19 +126,14 @@ def start_run(cfg: TrackingConfig, output_dir: str | Path, run_id_file: Path, ru
     import mlflow
 
     use_uri(tracking_uri(cfg, output_dir))
-    exp = mlflow.get_experiment_by_name(cfg.experiment)
-    if exp is None:
-        art = None
-        if tracking_uri(cfg, output_dir).startswith("sqlite:"):
-            art = (Path(output_dir).resolve() / "mlartifacts").as_uri()
-        exp_id = mlflow.create_experiment(cfg.experiment, artifact_location=art)
-    else:
-        exp_id = exp.experiment_id
+    exp_id = experiment_id(cfg, output_dir)
     if run_id_file.is_file():
         run = mlflow.start_run(run_id=run_id_file.read_text().strip())
         return run
     run = mlflow.start_run(experiment_id=exp_id, run_name=run_name, tags={k: redact(v) for k, v in tags.items()})
-    run_id_file.write_text(run.info.run_id)
+    from raysweep.train.trunk import write_text_atomic
+
+    write_text_atomic(run_id_file, run.info.run_id)
     mlflow.log_params({k: redact(v) for k, v in params.items()})
     for name, text in (artifacts or {}).items():
         mlflow.log_text(redact(text), name)

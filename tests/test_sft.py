@@ -156,7 +156,10 @@ def test_trunk_on_two_ray_workers_with_zero(stage, tmp_path, monkeypatch):
 
 @pytest.mark.integration
 def test_kill_and_resume_redoes_nothing(tmp_path):
-    overrides = tiny_overrides(tmp_path, "sft.checkpoints=[0, 2, 30]", "sft.deepspeed.stage=2",
+    """Kill the trunk after SFT length 4 is sealed, damage the newest trainer state (truncated weights):
+    the rerun names the damaged file, resumes from the state before it (length 2), redoes no sealed
+    checkpoint and no finished evaluation."""
+    overrides = tiny_overrides(tmp_path, "sft.checkpoints=[0, 2, 4, 30]", "sft.deepspeed.stage=2",
                                "tracking.enabled=false")
     cmd = [sys.executable, "-m", "raysweep.cli", "sft", *overrides]
     cfg = load_config(None, overrides)
@@ -165,9 +168,9 @@ def test_kill_and_resume_redoes_nothing(tmp_path):
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline = time.time() + 400
-        while not (T.checkpoint_dir(tdir, 2) / "manifest.json").is_file():
+        while not (T.checkpoint_dir(tdir, 4) / "manifest.json").is_file():
             assert proc.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
-            assert time.time() < deadline, "first checkpoint never appeared"
+            assert time.time() < deadline, "the checkpoint at 4 never appeared"
             time.sleep(0.2)
         kill_tree(proc)  # the driver, the local Ray cluster it started, and the training workers
     finally:
@@ -175,21 +178,47 @@ def test_kill_and_resume_redoes_nothing(tmp_path):
     before = list(T.read_results(tdir))
     assert 30 not in T.finished_steps(tdir), "killed too late to test resume"
     trained_before = max(r["step"] for r in before if r["kind"] == "train")
+    states = sorted(p.name for p in (tdir / "trainer").glob("checkpoint-*"))
+    assert states == ["checkpoint-2", "checkpoint-4"], states  # the trainer keeps two states
+    weights = tdir / "trainer" / "checkpoint-4" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])  # a disk that lost half a file
 
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    assert f"skipping damaged trainer checkpoint checkpoint-4: {weights}: truncated" in done.stderr
     results = list(T.read_results(tdir))
     assert results[: len(before)] == before  # nothing rewritten
     after = results[len(before):]
     resume = [r for r in after if r["kind"] == "resume"]
     assert len(resume) == 1 and resume[0]["from_step"] == 2 and resume[0]["todo"] == [30]
-    # finished evaluations are not redone; training restarts at the saved step, not at 0
+    # finished evaluations are not redone; training restarts at the last good state, not at 0
     ckpt_steps = [r["step"] for r in results if r["kind"] == "checkpoint"]
-    assert sorted(ckpt_steps) == [0, 2, 30] and len(ckpt_steps) == 3
+    assert sorted(ckpt_steps) == [0, 2, 4, 30] and len(ckpt_steps) == 4
     resumed_train = [r["step"] for r in after if r["kind"] == "train"]
     assert resumed_train[0] == 3 and resumed_train[-1] == 30
-    assert trained_before >= 2
-    assert sorted(T.finished_steps(tdir)) == [0, 2, 30]
+    assert trained_before >= 4
+    assert sorted(T.finished_steps(tdir)) == [0, 2, 4, 30]
+
+
+def test_damaged_files_are_named(tmp_path):
+    import torch
+    from safetensors.torch import save_file
+
+    good = tmp_path / "good"
+    good.mkdir()
+    save_file({"w": torch.ones(4, 4)}, str(good / "model.safetensors"))
+    torch.save({"step": 1}, good / "optimizer.pt")
+    (good / "trainer_state.json").write_text('{"global_step": 1}')
+    assert T.checkpoint_problem(good) is None
+    for name, damage in (("model.safetensors", lambda b: b[:-10]), ("model.safetensors", lambda b: b[:5]),
+                         ("optimizer.pt", lambda b: b[: len(b) // 2]), ("trainer_state.json", lambda b: b[:-2])):
+        bad = tmp_path / f"bad-{name}-{len(list(tmp_path.iterdir()))}"
+        bad.mkdir()
+        for f in good.iterdir():
+            data = f.read_bytes()
+            (bad / f.name).write_bytes(damage(data) if f.name == name else data)
+        problem = T.checkpoint_problem(bad)
+        assert problem is not None and problem.startswith(str(bad / name)), problem
 
 
 def test_a_max_length_that_would_cut_answers_is_refused(tiny_path):

@@ -173,6 +173,11 @@ def test_trunk_correlations():
     assert c["rate"] == {10: 0.5, 20: 0.4, 40: 0.25, 80: 0.1}
     assert c["spearman_rate_vs_acc"] == pytest.approx(1.0) and c["rate_pick"] == 10
     assert c["spearman_neg_loss_vs_acc"] == pytest.approx(-1.0) and c["loss_pick"] == 80
+    # against the OOD expert-answer loss (a continuous OOD measure where accuracy is flat)
+    ood_loss = {0: 1.4, 10: 0.5, 20: 0.45, 40: 0.5, 80: 0.55}
+    c = trunk_correlations(points, steps, ood, loss, 0.1, ood_loss)
+    assert c["rule_loss_best_step"] == 20
+    assert c["spearman_angle_vs_neg_rule_loss"] == pytest.approx(2 / 95 ** 0.5)  # ranks 1..5 vs 1, 3.5, 5, 3.5, 2
 
 
 def test_metric_keys_are_mlflow_legal():

@@ -12,6 +12,7 @@ import sys
 import urllib.request
 from pathlib import Path
 
+import psutil
 import pyarrow.fs
 import pytest
 import yaml
@@ -24,7 +25,7 @@ SWEEP = ["model.name=tiny", "sft.checkpoints=[0, 20]", "sft.learning_rate=3e-3",
          "eval.n=16", "task.reward=paper", "rl.grid={learning_rate: [1e-4, 1e-3]}", "rl.max_steps=3",
          "rl.eval_every=0", "rl.batch_size=4", "rl.num_generations=4", "rl.num_prompts=64", "rl.deepspeed.stage=0",
          "rl.cpus_per_worker=2", "output_dir=out", "sweep.name=quick", "tracking.experiment=sweep-test",
-         "spectral.in_sweep=true"]
+         "spectral.in_sweep=true", "rl.save_every=1"]
 S3_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
 
 
@@ -40,22 +41,45 @@ def _healthy(url: str, path: str = "/health") -> bool:
         return False
 
 
+def _is_train_worker(p) -> bool:
+    try:
+        return "RayTrainWorker" in " ".join(p.cmdline() or [p.name()])
+    except psutil.Error:
+        return False
+
+
+class MlflowServer:
+    """A real tracking server on loopback (sqlite backend, served artifacts), stopped by pid; it can be
+    stopped and started again on the same port and store (a server that went down and came back)."""
+
+    def __init__(self, tmp_path: Path):
+        self.tmp_path, self.port, self.proc, self.starts = tmp_path, free_port(), None, 0
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.starts += 1
+        log = self.tmp_path / f"mlflow-server-{self.starts}.log"
+        self.proc = subprocess.Popen(
+            [str(Path(sys.executable).parent / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(self.port),
+             "--workers", "1", "--backend-store-uri", f"sqlite:///{self.tmp_path / 'server.db'}",
+             "--artifacts-destination", str(self.tmp_path / "server-artifacts")],
+            stdout=open(log, "w"), stderr=subprocess.STDOUT, start_new_session=True)
+        wait_for(lambda: _healthy(self.url), 120, "mlflow server up", self.proc, log)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            kill_tree(self.proc, graceful=True)
+            self.proc = None
+
+
 @pytest.fixture
 def mlflow_server(tmp_path):
-    """A real tracking server on loopback (sqlite backend, served artifacts); its URL. Stopped by pid."""
-    port = free_port()
-    log = tmp_path / "mlflow-server.log"
-    proc = subprocess.Popen(
-        [str(Path(sys.executable).parent / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
-         "--workers", "1", "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
-         "--artifacts-destination", str(tmp_path / "server-artifacts")],
-        stdout=open(log, "w"), stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
+    server = MlflowServer(tmp_path)
+    server.start()
     try:
-        wait_for(lambda: _healthy(url), 120, "mlflow server up", proc, log)
-        yield url
+        yield server
     finally:
-        kill_tree(proc, graceful=True)
+        server.stop()
 
 
 @pytest.fixture
@@ -78,7 +102,7 @@ def test_sweep_killed_mid_grid_resumes_with_nothing_redone(tmp_path, mlflow_serv
 
     from raysweep.sweep.storage import child_uri, read_remote_text
 
-    env = {**os.environ, **S3_ENV, "MLFLOW_TRACKING_URI": mlflow_server, "RAY_USAGE_STATS_ENABLED": "0"}
+    env = {**os.environ, **S3_ENV, "MLFLOW_TRACKING_URI": mlflow_server.url, "RAY_USAGE_STATS_ENABLED": "0"}
     env.pop("RAY_ADDRESS", None)
     os.environ.update(S3_ENV)  # for this process's reads of the bucket
     sdir = tmp_path / "out" / "sweeps" / "quick"
@@ -94,6 +118,19 @@ def test_sweep_killed_mid_grid_resumes_with_nothing_redone(tmp_path, mlflow_serv
         def some_finished():
             return [n for n, d in rdirs.items() if (d / "final" / "manifest.json").is_file()]
 
+        # a training worker dies mid-trial (after the trainer saved step 1): Tune retries the trial, which
+        # resumes from that state
+        def saved_and_running():
+            return next((n for n, d in rdirs.items() if (d / "trainer" / "checkpoint-1" / "trainer_state.json").is_file()
+                         and not (d / "final").exists()), None)
+
+        victim = wait_for(saved_and_running, 600, "a trial's first saved state", driver, log)
+        workers = [p for p in psutil.Process(driver.pid).children(recursive=True) if _is_train_worker(p)]
+        assert workers, "no Ray Train worker process found"  # 2 CPUs: one trial, one worker at a time
+        for w in workers:
+            w.kill()
+        # and the MLflow server goes down too: the retried trial trains on without it
+        mlflow_server.stop()
         wait_for(some_finished, 600, "a first trial finished", driver, log)
     finally:
         kill_tree(driver)  # the driver, its local Ray instance, the trials and their training workers
@@ -101,7 +138,10 @@ def test_sweep_killed_mid_grid_resumes_with_nothing_redone(tmp_path, mlflow_serv
     assert len(done_before) < len(rdirs) - 1, "killed too late to test resume"
     assert "[sweep]" in log.read_text() and "running" in log.read_text()  # the live view was printing
     records_before = {n: list(T.read_results(rdirs[n])) for n in done_before}
-    client = MlflowClient(tracking_uri=mlflow_server)
+    assert (rdirs[victim] / "mlflow_pending").is_file()  # it noted what MLflow missed
+    assert "MLflow is unreachable" in log.read_text()
+    mlflow_server.start()  # the server is back (same store) before the sweep is resumed
+    client = MlflowClient(tracking_uri=mlflow_server.url)
     exp = client.get_experiment_by_name("sweep-test")
     runs_before = {r.info.run_id: r.info.status for r in client.search_runs([exp.experiment_id])}
 
@@ -118,6 +158,17 @@ def test_sweep_killed_mid_grid_resumes_with_nothing_redone(tmp_path, mlflow_serv
     assert resume.returncode == 0, resume.stdout[-3000:] + resume.stderr[-5000:]
     assert "continuing the Tune experiment in s3://sweeps-bucket/raysweep/quick" in resume.stderr
     assert "pulled config.yaml, cells.json, mlflow_run_id" in resume.stderr
+
+    # the killed worker's trial was retried from its saved state, not from the start
+    resumes = [r for r in T.read_results(rdirs[victim]) if r["kind"] == "resume"]
+    assert resumes and resumes[0]["from_step"] >= 1, list(T.read_results(rdirs[victim]))
+    assert (rdirs[victim] / "final" / "manifest.json").is_file()
+    # what MLflow missed while it was down was logged at the sweep's end: every step, the run ended
+    victim_run = (rdirs[victim] / "mlflow_run_id").read_text().strip()
+    assert not (rdirs[victim] / "mlflow_pending").exists()
+    assert sorted(m.step for m in client.get_metric_history(victim_run, "train/reward")) == [1, 2, 3]
+    assert sorted(m.step for m in client.get_metric_history(victim_run, "eval/ood/accuracy")) == [0, 3]
+    assert "curves.png" in {a.path for a in client.list_artifacts(victim_run)}
 
     # nothing finished was redone; every cell finished
     for n in done_before:

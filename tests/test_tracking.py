@@ -62,3 +62,19 @@ def test_an_mlflow_server_that_does_not_answer_fails_fast_naming_the_uri(tmp_pat
     assert for_workers(load_config(None, [f"output_dir={tmp_path}", "tracking.enabled=false"])).output_dir
     monkeypatch.delenv("MLFLOW_TRACKING_URI")
     assert for_workers(cfg).tracking.uri.startswith("sqlite:///")  # local stores are not checked
+
+
+def test_outbox_journal_keeps_the_last_value_and_skips_a_cut_line(tmp_path):
+    from raysweep.train.tracking_outbox import journal, journal_values, mark_pending, is_pending
+
+    journal(tmp_path, {"train/loss": 2.0, "train/lr": 1e-3}, 1)
+    journal(tmp_path, {"train/loss": 1.5}, 2)
+    journal(tmp_path, {"train/loss": 1.4}, 2)  # a retried step: the last value counts
+    with open(tmp_path / "mlflow_metrics.jsonl", "a") as f:
+        f.write('\n{"step": 3, "time_ms": 1, "metr')  # a kill mid-record
+    journal(tmp_path, {"train/loss": 1.3}, 4)  # the next record is still read
+    got = {k: v for k, (v, _) in journal_values(tmp_path).items()}
+    assert got == {("train/loss", 1): 2.0, ("train/lr", 1): 1e-3, ("train/loss", 2): 1.4, ("train/loss", 4): 1.3}
+    assert not is_pending(tmp_path)
+    mark_pending(tmp_path, "ConnectionError: refused")
+    assert is_pending(tmp_path)

@@ -61,7 +61,9 @@ def write_report(sweep_dir: str | Path, threshold: float | None = None, log_to_m
     if rows:
         write_table(rows, out / "boundary.csv")
         files.append(out / "boundary.csv")
-    (out / "report.md").write_text(markdown(a, sdir.name, threshold))
+    from raysweep.train.trunk import write_text_atomic
+
+    write_text_atomic(out / "report.md", markdown(a, sdir.name, threshold))
     files.append(out / "report.md")
     for rule in a.cfg.task.eval_rules:
         for draw, name in ((recovery_figure, "recovery"), (heatmap_figure, "heatmap"), (loss_figure, "loss")):

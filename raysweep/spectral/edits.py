@@ -201,7 +201,7 @@ def run_edits(ref: str, target: str, cfg: RaysweepConfig, out: Path | None = Non
     from raysweep.spectral.analysis import write_csv
     from raysweep.spectral.sources import named_pairs
     from raysweep.train.record import eval_key
-    from raysweep.train.trunk import digest, write_json_atomic
+    from raysweep.train.trunk import digest, write_json_atomic, write_text_atomic
 
     t0 = time.time()
     pair = named_pairs(ref, [target])[0]
@@ -228,7 +228,7 @@ def run_edits(ref: str, target: str, cfg: RaysweepConfig, out: Path | None = Non
     labels = {"ref": f"ref ({pair.ref_label})", "target": f"target ({pair.target_label})"}
     seconds = time.time() - t0
     files = [write_csv(rows, out / "edits.csv"), figure(rows, rules, labels, out / "edits.png")]
-    (out / "edits.md").write_text(markdown(rows, labels, cfg, len(ms), seconds))
+    write_text_atomic(out / "edits.md", markdown(rows, labels, cfg, len(ms), seconds))
     files.append(out / "edits.md")
     print((out / "edits.md").read_text())
     if log_to_mlflow and cfg.tracking.enabled:

@@ -85,8 +85,10 @@ def trunk_figure(points: Sequence[dict], fractions: Sequence[float], curve: Sequ
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 4.2))
     xs = [p["sft_step"] for p in points]
-    for f in fractions:
-        ax.plot(xs, [p[f"angle_mean.top{fraction_key(f)}"] for p in points], marker="o", label=f"angle, top {f:g} (deg)")
+    shades = plt.cm.viridis([i / max(1, len(fractions) - 1) * 0.85 for i in range(len(fractions))])
+    for f, color in zip(fractions, shades):
+        ax.plot(xs, [p[f"angle_mean.top{fraction_key(f)}"] for p in points], marker="o", color=color,
+                label=f"angle, top {f:g} (deg)")
     ax.plot(xs, [100 * p["sv_rel_change"] for p in points], marker="s", color="black", linestyle=":",
             label="singular-value change (%)")
     ax.set(xlabel="SFT steps", ylabel="degrees / percent", title=title)
@@ -94,7 +96,7 @@ def trunk_figure(points: Sequence[dict], fractions: Sequence[float], curve: Sequ
     ax.legend(fontsize=7, loc="upper left")
     if curve:
         ax2 = ax.twinx()
-        _band(ax2, curve, f"{rule.upper()} accuracy", color="tab:red", band_alpha=0.1)
+        _band(ax2, curve, f"{rule.upper()} accuracy", color="tab:red", band_alpha=0.1, linestyle="--")
         ax2.set_ylabel(f"{rule.upper()} accuracy", color="tab:red")
         ax2.set_ylim(-0.02, min(1.02, max(0.1, 1.25 * max(p[3] for p in curve) + 0.02)))
         ax2.legend(fontsize=7, loc="upper right")

@@ -41,9 +41,11 @@ def trunk_points(pairs_summary: Sequence[dict], seed: int, with_base: bool) -> l
 
 
 def trunk_correlations(points: Sequence[dict], steps_summary: Sequence[dict], curve: dict[int, float],
-                       losses: dict[int, float], fraction: float) -> dict:
+                       losses: dict[int, float], fraction: float, rule_loss: dict[int, float] | None = None) -> dict:
     """Per trunk: how angle, value change, rotation rate and loss relate to the accuracy ``curve``
-    (SFT length -> accuracy); Spearman coefficients over the checkpoints that have an accuracy."""
+    (SFT length -> accuracy); Spearman coefficients over the checkpoints that have an accuracy. With
+    ``rule_loss`` (the rule's expert-answer loss by length: a continuous OOD measure where accuracy is
+    flat), the angle and the rotation rate against it too (lower loss = better, so ρ uses −loss)."""
     key = f"angle_mean.top{fraction_key(fraction)}"
     pts = [p for p in points if p["sft_step"] in curve]
     acc = [curve[p["sft_step"]] for p in pts]
@@ -77,6 +79,13 @@ def trunk_correlations(points: Sequence[dict], steps_summary: Sequence[dict], cu
             out["spearman_neg_loss_vs_acc"] = spearman([-losses[s] for s in lsteps], [curve[s] for s in lsteps])
             out["loss_pick"] = min(lsteps, key=lambda s: losses[s])
         out["peak_step_sft"] = max(steps, key=lambda s: (curve[s], -s))
+    if rule_loss:
+        lp = [p for p in points if p["sft_step"] in rule_loss]
+        out["spearman_angle_vs_neg_rule_loss"] = spearman([p[key] for p in lp], [-rule_loss[p["sft_step"]] for p in lp])
+        out["rule_loss_best_step"] = min(rule_loss, key=lambda s: (rule_loss[s], s))
+        rs = [s for s in sorted(rate) if s in rule_loss]
+        if rs:
+            out["spearman_rate_vs_neg_rule_loss"] = spearman([rate[s] for s in rs], [-rule_loss[s] for s in rs])
     return out
 
 
@@ -102,23 +111,26 @@ def markdown(title: str, pairs_summary: Sequence[dict], fractions: Sequence[floa
                   f"Spearman coefficients over the trunk's checkpoints (base included at zero change); angle = top "
                   f"{main_fraction(fractions):g} of rank.", "",
                   f"| seed | checkpoints | angle at last (deg) | sv change at last | ρ(angle, {name}) | ρ(sv change, "
-                  f"{name}) | ρ(angle, sv change) | {name} peak at |", "|---|---|---|---|---|---|---|---|"]
+                  f"{name}) | ρ(angle, sv change) | {name} peak at | ρ(angle, −{name} loss) | {name} loss lowest at |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
         for seed, c in trunks.items():
             lines.append(f"| {seed} | {c['checkpoints']} | {_fmt(c.get('last_angle'))} | "
                          f"{100 * c.get('last_sv_rel_change', float('nan')):.3g}% | {_fmt(c['spearman_angle_vs_acc'])} | "
                          f"{_fmt(c['spearman_sv_vs_acc'])} | {_fmt(c['spearman_angle_vs_sv'])} | "
-                         f"{_fmt(c.get('peak_step'))} |")
+                         f"{_fmt(c.get('peak_step'))} | {_fmt(c.get('spearman_angle_vs_neg_rule_loss'))} | "
+                         f"{_fmt(c.get('rule_loss_best_step'))} |")
         lines += ["", "### Label-free checkpoint signals (beyond the paper)", "",
                   f"Can a signal computed without {name} labels rank the SFT checkpoints by {name} accuracy? "
                   "Rotation rate = mean angle between consecutive checkpoints per SFT step; the loss is the ID "
                   "evaluation loss (lower is better, so ρ uses −loss). ρ = 1: the signal orders checkpoints exactly "
                   f"as {name} accuracy does. NaN: a constant signal or accuracy.", "",
                   f"| seed | ρ(rotation rate, {name}) | ρ(angle to base, {name}) | ρ(−loss, {name}) | {name} peak | "
-                  "highest rate at | lowest loss at |", "|---|---|---|---|---|---|---|"]
+                  f"highest rate at | lowest loss at | ρ(rotation rate, −{name} loss) |", "|---|---|---|---|---|---|---|---|"]
         for seed, c in trunks.items():
             lines.append(f"| {seed} | {_fmt(c.get('spearman_rate_vs_acc'))} | {_fmt(c.get('spearman_angle_vs_acc_sft'))} | "
                          f"{_fmt(c.get('spearman_neg_loss_vs_acc'))} | {_fmt(c.get('peak_step_sft'))} | "
-                         f"{_fmt(c.get('rate_pick'))} | {_fmt(c.get('loss_pick'))} |")
+                         f"{_fmt(c.get('rate_pick'))} | {_fmt(c.get('loss_pick'))} | "
+                         f"{_fmt(c.get('spearman_rate_vs_neg_rule_loss'))} |")
     if rl_rows:
         f = main_fraction(fractions)
         lines += ["", f"## RL: does it turn the directions back towards the base? (angle top {f:g}, deg)", "",
@@ -210,7 +222,7 @@ def _metrics(tables: dict, trunks: dict, cfg: RaysweepConfig) -> list[tuple[str,
         out.append((f"layer.{labels[r['pair']]}.sv_rel_change", r["sv_rel_change"], r["layer"]))
     for seed, c in trunks.items():
         for k in ("spearman_angle_vs_acc", "spearman_sv_vs_acc", "spearman_angle_vs_sv", "spearman_rate_vs_acc",
-                  "spearman_neg_loss_vs_acc"):
+                  "spearman_neg_loss_vs_acc", "spearman_angle_vs_neg_rule_loss", "spearman_rate_vs_neg_rule_loss"):
             if k in c:
                 out.append((f"seed{seed}.{k}", c[k], 0))
     return out
@@ -233,43 +245,56 @@ def write(out: Path, pairs: list[Pair], cfg: RaysweepConfig, title: str, *, trun
     from raysweep.boundary.analyse import trunk_curve
 
     for seed, tdir in trunks:
-        curve, _ = trunk_curve(tdir, rule)
+        curve, rule_losses = trunk_curve(tdir, rule)
         _, id_losses = trunk_curve(tdir, cfg.task.eval_rules[0])
         acc = {s: a for s, a, _, _ in curve}
         pts = trunk_points(tables["pairs"], seed, with_base=0 in acc)
         if not pts:
             continue
         steps = [r for r in tables["pairs"] if r["kind"] == "step" and r["seed"] == seed]
-        corr[seed] = trunk_correlations(pts, steps, acc, id_losses, f)
+        corr[seed] = trunk_correlations(pts, steps, acc, id_losses, f, rule_losses)
         p = trunk_figure(pts, cfg.spectral.fractions, curve, rule, out / f"trunk_seed{seed}.png",
                          f"trunk seed {seed}: rotation vs singular values")
         if p:
             corr[seed]["figure"] = p.name
+    from raysweep.train.trunk import write_json_atomic, write_text_atomic
+
     rl_rows = rl_table(tables["pairs"], f)
     seconds = time.time() - t0
-    (out / "spectral.md").write_text(markdown(title, tables["pairs"], cfg.spectral.fractions, corr, rl_rows, rule,
-                                              missing, seconds))
+    write_text_atomic(out / "spectral.md", markdown(title, tables["pairs"], cfg.spectral.fractions, corr, rl_rows,
+                                                    rule, missing, seconds))
     summary = {"title": title, "pairs": tables["pairs"], "trunks": {str(k): v for k, v in corr.items()},
                "rl": rl_rows, "missing": list(missing), "seconds": seconds,
                "settings": cfg.spectral.model_dump(mode="json")}
-    from raysweep.train.trunk import write_json_atomic
-
     previous = json.loads((out / "spectral.json").read_text()) if (out / "spectral.json").is_file() else {}
     write_json_atomic(out / "spectral.json", summary)
     files = _figures(out, tables, cfg, title) + sorted(out.glob("trunk_seed*.png"))
     files += [out / n for n in ("spectral.md", "spectral.json", "pairs.csv", "by_module.csv", "by_layer.csv",
                                 "matrices.csv")]
-    same = (out / "mlflow_run_id").is_file() and (json.dumps(previous.get("pairs"), sort_keys=True)
-                                                 == json.dumps(json.loads(json.dumps(summary["pairs"])), sort_keys=True))
+
+    def content(d: dict) -> str:
+        return json.dumps({k: d.get(k) for k in ("pairs", "trunks", "rl")}, sort_keys=True, default=str)
+
+    same = bool(previous.get("mlflow_run_id")) and content(previous) == content(json.loads(json.dumps(summary, default=str)))
     if log_to_mlflow and same:
-        print(f"[spectral] nothing new since the last analysis: MLflow run {(out / 'mlflow_run_id').read_text().strip()} "
-              "is up to date", file=sys.stderr, flush=True)
+        summary["mlflow_run_id"] = previous["mlflow_run_id"]
+        write_json_atomic(out / "spectral.json", summary)
+        print(f"[spectral] nothing new since the last analysis: MLflow run {previous['mlflow_run_id']} is up to date",
+              file=sys.stderr, flush=True)
     elif log_to_mlflow:
         params = {"spectral.pairs": str(len(pairs)), **(params or {}),
                   **{k: v for k, v in config_params(cfg).items() if k.startswith("spectral.")}}
-        run_id = _log(cfg, out, files, _metrics(tables, corr, cfg), f"spectral/{title}", parent, params)
+        try:
+            run_id = _log(cfg, out, files, _metrics(tables, corr, cfg), f"spectral/{title}", parent, params)
+        except Exception as exc:  # noqa: BLE001 - the analysis is on disk; a rerun (all cached) logs it
+            from raysweep.redact import redact
+
+            print(f"[spectral] MLflow did not take the analysis ({redact(repr(exc))[:300]}); it is in {out}; run the "
+                  "same command again to log it (every pair is cached)", file=sys.stderr, flush=True)
+            run_id = None
         if run_id:
             summary["mlflow_run_id"] = run_id
+            write_json_atomic(out / "spectral.json", summary)  # logged: a rerun with nothing new skips MLflow
     print(f"[spectral] {len(pairs)} pair(s), {len(rows)} matrix comparisons in {seconds:.0f}s; wrote {out}",
           file=sys.stderr, flush=True)
     return summary

@@ -112,10 +112,13 @@ def write_table(rows: list[dict], path: Path) -> None:
     keys: list[str] = []
     for r in rows:
         keys += [k for k in r if k not in keys]
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=keys)
-        w.writeheader()
-        w.writerows(rows)
+    import io
+
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=keys)
+    w.writeheader()
+    w.writerows(rows)
+    T.write_text_atomic(path, buf.getvalue())
 
 
 def summary(rows: list[dict], rules: tuple[str, ...]) -> str:
@@ -163,7 +166,7 @@ def prepare(cfg: RaysweepConfig, what: str = "sweep") -> Prepared:
     sdir = store.local
     sdir.mkdir(parents=True, exist_ok=True)
     pulled = store.pull()  # a resume on another machine: the parent run id, the invocation records
-    (sdir / "config.yaml").write_text(cfg.to_yaml())
+    T.write_text_atomic(sdir / "config.yaml", cfg.to_yaml())
     t0 = time.time()
     parent = _parent_run(cfg, sdir)
     store.push()
@@ -250,16 +253,12 @@ def finish(prep: Prepared, what: str = "sweep", require_all: bool = True) -> Pat
                            "rl_phase_s": wall - prep.t_sft, "cells": len(cells),
                            "finished": sum(r["finished"] for r in rows)})
     if prep.parent:
-        import mlflow
-
-        from raysweep.tracking import tracking_uri, use_uri
-
-        use_uri(tracking_uri(cfg.tracking, cfg.output_dir))
-        with mlflow.start_run(run_id=prep.parent):
-            for name in ("results.csv", "accuracy_vs_sft.png"):
-                if (sdir / name).is_file():
-                    mlflow.log_artifact(str(sdir / name))
-            mlflow.log_metric("sweep/cells_finished", sum(r["finished"] for r in rows))
+        try:
+            sync_tracking(cfg, cells, prep.jobs)  # what MLflow missed while it was down
+            _log_parent(cfg, prep.parent, sdir, sum(r["finished"] for r in rows))
+        except Exception as exc:  # noqa: BLE001 - every result is on disk; the next resume or `raysweep sync` logs it
+            print(f"[{what}] MLflow did not take the sweep's records ({redact(repr(exc))[:300]}); they are in {sdir}: "
+                  f"`raysweep sync {sdir}` logs them later", file=sys.stderr)
     try:
         from raysweep.boundary.report import write_report
 
@@ -282,6 +281,54 @@ def finish(prep: Prepared, what: str = "sweep", require_all: bool = True) -> Pat
     if missing and require_all:
         raise RuntimeError(f"{len(missing)} cell(s) did not finish: {missing}; `raysweep resume {sdir}` continues")
     return sdir
+
+
+def _log_parent(cfg: RaysweepConfig, parent: str, sdir: Path, finished: int) -> None:
+    from mlflow.tracking import MlflowClient
+
+    from raysweep.tracking import tracking_uri
+
+    client = MlflowClient(tracking_uri(cfg.tracking, cfg.output_dir))
+    for name in ("results.csv", "accuracy_vs_sft.png"):
+        if (sdir / name).is_file():
+            client.log_artifact(parent, str(sdir / name))
+    client.log_metric(parent, "sweep/cells_finished", finished)
+
+
+def sync_tracking(cfg: RaysweepConfig, cells: list[Cell], jobs: dict[str, dict]) -> int:
+    """Log to MLflow what it missed while it was down, for every trunk and RL run of the sweep (see
+    :mod:`raysweep.train.tracking_outbox`); how many runs were synced."""
+    from raysweep.train.rl import is_finished
+    from raysweep.train.tracking_outbox import sync_run
+
+    n = 0
+    for seed in cfg.sft.seeds:
+        tdir = Path(lineage(cfg, Cell(seed, cfg.sft.checkpoints[0]))["trunk_dir"])
+        done = set(cfg.sft.checkpoints) <= T.finished_steps(tdir)
+        n += sync_run(cfg, tdir, f"sft seed={seed}", "loss", finished=done)
+    for cell in cells:
+        rdir = Path(jobs[cell.name]["run_dir"])
+        n += sync_run(cfg, rdir, f"rl {cell.name}", "reward", finished=is_finished(rdir))
+    return n
+
+
+def sync_sweep(sweep_dir: str | Path) -> int:
+    """``raysweep sync``: log what MLflow missed for every run of the sweep in ``sweep_dir``."""
+    sdir = Path(sweep_dir)
+    if not (sdir / "config.yaml").is_file() or not (sdir / "cells.json").is_file():
+        raise ConfigError(f"{sdir}: not a sweep directory (config.yaml, cells.json)")
+    cfg = load_config(sdir / "config.yaml")
+    if not cfg.tracking.enabled:
+        raise ConfigError(f"{sdir}: this sweep has tracking.enabled=false; there is nothing to sync")
+    jobs = {name: json.loads(Path(f).read_text()) for name, f in json.loads((sdir / "cells.json").read_text()).items()}
+    cells = [c for c in plan_cells(cfg) if c.name in jobs]
+    n = sync_tracking(cfg, cells, jobs)
+    if (sdir / "mlflow_run_id").is_file():
+        rows = results_table(cfg, cells, jobs)
+        _log_parent(cfg, (sdir / "mlflow_run_id").read_text().strip(), sdir, sum(r["finished"] for r in rows))
+    print(f"[sync] {n} run(s) of {sdir.name} had results MLflow missed; all logged" if n else
+          f"[sync] nothing pending in {sdir.name}: MLflow has every result")
+    return n
 
 
 def resume_sweep(location: str | Path) -> Path:

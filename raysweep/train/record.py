@@ -66,6 +66,7 @@ class StageRecorder:
     def __init__(self, cfg, place: Place, run_dir: Path, tag: str):
         self.cfg, self.place, self.run_dir, self.tag = cfg, place, run_dir, tag
         self.mlflow = None
+        self.tracking = False  # this run is meant to be tracked (start_tracking ran on rank 0)
 
     @property
     def main(self) -> bool:
@@ -88,24 +89,56 @@ class StageRecorder:
 
         from raysweep.tracking import start_run
 
+        from raysweep.train.tracking_outbox import RUN_SPEC
+
         if parent_run_id:
             tags = {**tags, "mlflow.parentRunId": parent_run_id}
-        run = start_run(self.cfg.tracking, self.cfg.output_dir, self.run_dir / "mlflow_run_id", run_name,
-                        params, tags, {"config.yaml": self.cfg.to_yaml()})
+        T.write_json_atomic(self.run_dir / RUN_SPEC, {"run_name": run_name, "tags": tags, "params": params})
+        self.tracking = True
+        try:
+            run = start_run(self.cfg.tracking, self.cfg.output_dir, self.run_dir / "mlflow_run_id", run_name,
+                            params, tags, {"config.yaml": self.cfg.to_yaml()})
+        except Exception as exc:  # noqa: BLE001 - MLflow down: train on, log later (tracking_outbox)
+            self._tracking_down(exc)
+            return None
         self.mlflow = mlflow
         return run.info.run_id
 
     def log_metrics(self, metrics: dict, step: int) -> None:
+        if not (self.place.main and self.tracking):
+            return
+        from raysweep.train.tracking_outbox import journal
+
+        clean = {k: float(v) for k, v in metrics.items() if v is not None}
+        journal(self.run_dir, clean, step)  # first on disk: what MLflow misses is logged later
         if self.mlflow is not None:
-            self.mlflow.log_metrics({k: float(v) for k, v in metrics.items() if v is not None}, step=step)
+            try:
+                self.mlflow.log_metrics(clean, step=step)
+            except Exception as exc:  # noqa: BLE001
+                self._tracking_down(exc)
 
     def finish_tracking(self, train_metric: str) -> None:
         """Plot the run's curves, log the artifacts and end the MLflow run (rank 0)."""
         if self.mlflow is not None:
-            for path in final_artifacts(self.run_dir, self.tag.strip("[]"), train_metric):
-                self.mlflow.log_artifact(str(path))
-            self.mlflow.end_run()
+            try:
+                for path in final_artifacts(self.run_dir, self.tag.strip("[]"), train_metric):
+                    self.mlflow.log_artifact(str(path))
+                self.mlflow.end_run()
+            except Exception as exc:  # noqa: BLE001
+                self._tracking_down(exc)
             self.mlflow = None
+
+    def _tracking_down(self, exc: Exception) -> None:
+        """MLflow stopped answering: note it beside the run, say so once, and carry on without it."""
+        from raysweep.redact import redact
+        from raysweep.train.tracking_outbox import is_pending, mark_pending
+
+        first = not is_pending(self.run_dir)
+        mark_pending(self.run_dir, redact(f"{exc.__class__.__name__}: {exc}"))
+        self.mlflow = None
+        if first:
+            self.log(f"MLflow is unreachable ({exc.__class__.__name__}); training goes on, every result stays in "
+                     f"{self.run_dir}; the sweep's end (`raysweep resume`) or `raysweep sync` logs what MLflow missed")
 
     def record_eval(self, step: int, summary: dict, seconds: float, kind: str = "eval", **extra) -> None:
         """Rank 0: the evaluation (an :func:`eval_summary`) at ``step`` to MLflow, the results file (a
@@ -130,6 +163,10 @@ def final_artifacts(run_dir: Path, title: str, train_metric: str) -> list[Path]:
 def close_open_run(cfg, run_dir: Path, title: str, train_metric: str) -> bool:
     """A run finished on disk whose MLflow run is still open (its process died after the final manifest
     and before ending the run): log its final artifacts and end it. True if it did."""
+    from raysweep.train.tracking_outbox import sync_run
+
+    if sync_run(cfg, run_dir, title, train_metric, finished=True):  # MLflow was down during the run
+        return True
     f = run_dir / "mlflow_run_id"
     if not (cfg.tracking.enabled and f.is_file()):
         return False

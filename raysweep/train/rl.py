@@ -66,6 +66,11 @@ def resolve_start(cfg: RaysweepConfig) -> Start:
         if manifest is None:
             raise ConfigError(f"rl.sft_step={rl.sft_step}: the trunk has no finished checkpoint at that step; "
                               f"finished steps: {sorted(T.finished_steps(tdir))}")
+        problem = T.checkpoint_problem(cdir)
+        if problem:
+            raise ConfigError(f"rl.sft_step={rl.sft_step}: the trunk's checkpoint is damaged ({problem}); it cannot "
+                              f"be trusted or redone in place: delete the trunk {tdir} to retrain it, or start from "
+                              "another SFT length")
         return Start(cdir, manifest, str(cdir))
     if rl.checkpoint:
         from raysweep import models
@@ -74,6 +79,9 @@ def resolve_start(cfg: RaysweepConfig) -> Start:
             path = models.resolve(rl.checkpoint)
         except models.ModelError as exc:
             raise ConfigError(f"rl.checkpoint={rl.checkpoint}: {exc}") from None
+        problem = T.checkpoint_problem(Path(path))
+        if problem:
+            raise ConfigError(f"rl.checkpoint={rl.checkpoint}: damaged ({problem})")
         return Start(Path(path).resolve(), T.read_manifest(Path(path)), rl.checkpoint)
     raise ConfigError("rl: name the starting checkpoint: rl.sft_step=<k> (this config's trunk, or rl.trunk=<dir>), "
                       "or rl.checkpoint=<checkpoint dir | model spec>")

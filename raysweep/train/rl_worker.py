@@ -119,7 +119,7 @@ def trainer_args(cfg, rdir: Path, place: Place, budget: int, bf16: bool):
         logging_steps=rl.logging_steps,
         save_strategy="steps",
         save_steps=rl.save_every,
-        save_total_limit=1,
+        save_total_limit=2,  # a damaged newest state falls back to the one before
         seed=rl.seed,
         data_seed=rl.seed,
         report_to=[],
@@ -193,7 +193,8 @@ def rl_worker(job: dict) -> dict | None:
     bf16 = rl.bf16(place.cuda)
     args = trainer_args(cfg, rdir, place, budget, bf16)
     # The model loads after the args (which register the DeepSpeed config), so ZeRO-3 partitions it as it loads.
-    model = AutoModelForCausalLM.from_pretrained(job["start_path"], dtype=torch.bfloat16 if bf16 else torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(job["start_path"], dtype=torch.bfloat16 if bf16 else torch.float32,
+                                                 use_safetensors=True)  # never pickle from a sweep directory
     eval_at = set(todo_evals) - {0}
     holder: dict = {}
 

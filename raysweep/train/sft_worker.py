@@ -74,7 +74,7 @@ def _export_base(cdir: Path, model_path: str, place: Place) -> None:
 
     if place.main:
         tok = load_tokenizer(model_path)
-        model = AutoModelForCausalLM.from_pretrained(model_path)
+        model = AutoModelForCausalLM.from_pretrained(model_path, use_safetensors=True)
         model.save_pretrained(cdir, safe_serialization=True)
         tok.save_pretrained(cdir)
         del model
@@ -155,7 +155,7 @@ def sft_worker(job: dict) -> dict | None:
         max_grad_norm=sft.max_grad_norm,
         logging_steps=sft.logging_steps,
         save_strategy="no",  # checkpoints are requested by the callback at exactly the SFT lengths
-        save_total_limit=1,
+        save_total_limit=2,  # a damaged newest state falls back to the one before
         seed=job["seed"],
         data_seed=job["seed"],
         report_to=[],
@@ -172,7 +172,8 @@ def sft_worker(job: dict) -> dict | None:
         dataloader_num_workers=0,
     )
     # The model loads after the args (which register the DeepSpeed config), so ZeRO-3 partitions it as it loads.
-    model = AutoModelForCausalLM.from_pretrained(job["model_path"], dtype=torch.bfloat16 if bf16 else torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(job["model_path"], dtype=torch.bfloat16 if bf16 else torch.float32,
+                                                 use_safetensors=True)
 
     todo_set = set(todo)
     holder: dict = {}
