@@ -176,20 +176,33 @@ def markdown(rows: Sequence[dict], labels: dict[str, str], cfg: RaysweepConfig, 
 
 
 def figure(rows: Sequence[dict], rules: Sequence[str], labels: dict[str, str], path: Path) -> Path:
+    """Accuracy (95% intervals) and, where evaluated, the expert-answer loss, per checkpoint and rule."""
     from raysweep.plots import _pyplot
 
     plt = _pyplot()
     names = list(dict.fromkeys(r["checkpoint"] for r in rows))
-    fig, axes = plt.subplots(1, len(rules), figsize=(5 * len(rules), 3.8), squeeze=False)
-    for ax, rule in zip(axes[0], rules):
+    with_loss = all(r.get("loss") is not None for r in rows)
+    fig, axes = plt.subplots(2 if with_loss else 1, len(rules), figsize=(5 * len(rules), 7 if with_loss else 3.8),
+                             squeeze=False)
+    colors = ["tab:gray", "tab:red"] + ["tab:blue"] * (len(names) - 2)
+    for j, rule in enumerate(rules):
         rs = {r["checkpoint"]: r for r in rows if r["rule"] == rule}
+        name = rule.upper() if rule in ("id", "ood") else rule
+        ax = axes[0][j]
         ys = [rs[n]["accuracy"] for n in names]
         err = [[rs[n]["accuracy"] - rs[n]["low"] for n in names], [rs[n]["high"] - rs[n]["accuracy"] for n in names]]
-        ax.bar(range(len(names)), ys, yerr=err, capsize=3,
-               color=["tab:gray", "tab:red"] + ["tab:blue"] * (len(names) - 2))
-        ax.set_xticks(range(len(names)), [labels.get(n, n) for n in names], rotation=30, fontsize=7)
-        ax.set(ylabel=f"{rule.upper() if rule in ('id', 'ood') else rule} accuracy", title=f"edits: {rule}")
+        ax.bar(range(len(names)), ys, yerr=err, capsize=3, color=colors)
+        ax.set(ylabel=f"{name} accuracy", title=f"edits: {name} accuracy (95% CI)")
         ax.set_ylim(0, min(1.0, max(0.1, 1.3 * max(rs[n]["high"] for n in names))))
+        if with_loss:
+            ax2 = axes[1][j]
+            losses = [rs[n]["loss"] for n in names]
+            ax2.bar(range(len(names)), losses, color=colors)
+            lo, hi = min(losses), max(losses)
+            ax2.set_ylim(max(0.0, lo - 0.5 * (hi - lo + 1e-9)), hi + 0.25 * (hi - lo + 1e-9))
+            ax2.set(ylabel=f"{name} expert-answer loss", title=f"edits: {name} loss (lower is better)")
+        for a in axes[:, j]:
+            a.set_xticks(range(len(names)), [labels.get(n, n) for n in names], rotation=30, fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -240,16 +253,19 @@ def run_edits(ref: str, target: str, cfg: RaysweepConfig, out: Path | None = Non
         params = {"spectral.ref": pair.ref, "spectral.target": pair.target, "spectral.edits": json.dumps(list(s.edits)),
                   "spectral.edit_modules": json.dumps(list(s.touched_modules)),
                   "spectral.edit_layers": json.dumps(list(s.edit_layers)), "eval.n": str(cfg.eval.n)}
-        start_run(cfg.tracking, cfg.output_dir, out / "mlflow_run_id",
-                  f"spectral-edit/{pair.ref_label} -> {pair.target_label}", params, {"raysweep.kind": "spectral-edit"})
+        run = start_run(cfg.tracking, cfg.output_dir, out / "mlflow_run_id",
+                        f"spectral-edit/{pair.ref_label} -> {pair.target_label}", params,
+                        {"raysweep.kind": "spectral-edit"})
         try:
             from raysweep.spectral.report import metric_key
 
+            have = mlflow.tracking.MlflowClient().get_run(run.info.run_id).data.metrics  # a rerun adds only new ones
             for r in rows:
                 name = r["checkpoint"].replace(":", "-")
-                mlflow.log_metric(metric_key(f"{name}.{r['rule']}.accuracy"), r["accuracy"])
-                if r.get("loss") is not None:
-                    mlflow.log_metric(metric_key(f"{name}.{r['rule']}.loss"), r["loss"])
+                for what in ("accuracy", "loss"):
+                    key = metric_key(f"{name}.{r['rule']}.{what}")
+                    if r.get(what) is not None and key not in have:
+                        mlflow.log_metric(key, r[what])
             for f in files:
                 mlflow.log_artifact(str(f), "edits")
         finally:

@@ -57,7 +57,8 @@ def trunk_correlations(points: Sequence[dict], steps_summary: Sequence[dict], cu
         last = max(points, key=lambda p: p["sft_step"])
         out.update(last_step=last["sft_step"], last_angle=last[key], last_sv_rel_change=last["sv_rel_change"],
                    last_w_rel_change=last["w_rel_change"])
-        out["peak_step"] = max(curve, key=lambda s: (curve[s], -s))
+        flat = max(curve.values()) == min(curve.values())  # no peak to find
+        out["peak_step"] = None if flat else max(curve, key=lambda s: (curve[s], -s))
     # label-free signals, over SFT lengths > 0 that were evaluated
     rate = {}
     trunk = {p["sft_step"]: p for p in points if p["sft_step"] > 0}
@@ -78,7 +79,7 @@ def trunk_correlations(points: Sequence[dict], steps_summary: Sequence[dict], cu
         if lsteps:
             out["spearman_neg_loss_vs_acc"] = spearman([-losses[s] for s in lsteps], [curve[s] for s in lsteps])
             out["loss_pick"] = min(lsteps, key=lambda s: losses[s])
-        out["peak_step_sft"] = max(steps, key=lambda s: (curve[s], -s))
+        out["peak_step_sft"] = None if len({curve[s] for s in steps}) == 1 else max(steps, key=lambda s: (curve[s], -s))
     if rule_loss:
         lp = [p for p in points if p["sft_step"] in rule_loss]
         out["spearman_angle_vs_neg_rule_loss"] = spearman([p[key] for p in lp], [-rule_loss[p["sft_step"]] for p in lp])
@@ -190,12 +191,20 @@ def _log(cfg: RaysweepConfig, out: Path, files: list[Path], metrics: list[tuple[
 
     check_reachable(tracking_uri(cfg.tracking, cfg.output_dir))
     tags = {"raysweep.kind": "spectral", **({"mlflow.parentRunId": parent} if parent else {})}
+    existed = (out / "mlflow_run_id").is_file()
     run = start_run(cfg.tracking, cfg.output_dir, out / "mlflow_run_id", run_name, params, tags)
     try:
+        client = mlflow.tracking.MlflowClient()
+        logged: dict[str, set[int]] = {}
         by_step: dict[int, dict[str, float]] = {}
         for k, v, step in metrics:
-            if v is not None and not (isinstance(v, float) and math.isnan(v)):
-                by_step.setdefault(step, {})[metric_key(k)] = float(v)
+            if v is None or (isinstance(v, float) and math.isnan(v)):
+                continue
+            key = metric_key(k)
+            if existed and key not in logged:  # a rerun adds the new points only, never a second copy
+                logged[key] = {m.step for m in client.get_metric_history(run.info.run_id, key)}
+            if step not in logged.get(key, ()):
+                by_step.setdefault(step, {})[key] = float(v)
         for step, ms in sorted(by_step.items()):
             mlflow.log_metrics(ms, step=step)
         for p in files:

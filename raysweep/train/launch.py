@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from raysweep.train.workers_config import WorkersConfig
 
 
+LOOPBACK = "127.0.0.1"
 QUIET_LOGGERS = ("ray.train.v2._internal.execution.controller.placement_group_cleaner",)
 """Loggers silenced in Ray's worker processes. Without the dashboard (the local default) Ray's state API is
 absent, and Train V2's placement-group cleaner warns about it every few seconds for the whole run."""
@@ -69,9 +70,18 @@ def ensure_ray() -> None:
         job = json.loads(os.environ.get("RAY_JOB_CONFIG_JSON_ENV_VAR") or "{}").get("runtime_env")
         # RAY_ADDRESS (set under `ray job submit`; `auto` joins the cluster this node belongs to) or a new
         # local instance: never silently the last cluster `ray start` recorded on this machine, alive or not.
-        ray.init(address=os.environ.get("RAY_ADDRESS") or "local", include_dashboard=False,
-                 log_to_driver=True, configure_logging=True, logging_level="WARNING",
-                 runtime_env=driver_runtime_env(job) or None)
+        address = os.environ.get("RAY_ADDRESS") or "local"
+        local = {}
+        if address == "local":
+            # The embedded default is one machine: every Ray server listens on loopback only (Ray would
+            # otherwise bind the node's outward address and 0.0.0.0). Ray turns a 127.0.0.1 node address
+            # into the outward one unless clustering is off, which is what this constant says.
+            import ray._private.ray_constants as ray_constants
+
+            ray_constants.ENABLE_RAY_CLUSTER = False
+            local = {"_node_ip_address": LOOPBACK}
+        ray.init(address=address, include_dashboard=False, log_to_driver=True, configure_logging=True,
+                 logging_level="WARNING", runtime_env=driver_runtime_env(job) or None, **local)
 
 
 def cluster_has_gpus() -> bool:
