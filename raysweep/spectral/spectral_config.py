@@ -49,10 +49,10 @@ class SpectralConfig(BaseModel):
                                            "weights without a block index (embeddings, head) are skipped.")
     fractions: tuple[float, ...] = Field(
         (0.01, 0.05, 0.1, 0.25, 0.5), description="Top-k subspaces compared, as fractions of each matrix's rank.")
-    dtype: Literal["float64", "float32"] = Field("float64", description="Precision of the SVDs (float64: angles "
-                                                                       "exact to ~1e-12).")
-    matrices_per_task: int = Field(8, ge=1, description="Weight matrices per Ray task (each task holds one "
-                                                        "matrix's SVDs for all checkpoints at a time).")
+    dtype: Literal["float64", "float32"] = Field("float64", description="Precision of the SVDs (float64: synthetic "
+                                                                       "rotations recovered to 1e-9 rad in the tests).")
+    matrices_per_task: int = Field(8, ge=1, description="Weight matrices per Ray task (a task holds one "
+                                                        "matrix's SVDs, for at most 8 checkpoints, at a time).")
     cpus_per_task: float = Field(1.0, gt=0, description="CPUs each Ray task reserves (bounds how many run at once).")
     executor: Literal["ray", "local"] = Field("ray", description="ray: tasks on the Ray cluster; local: in this process.")
     in_sweep: bool = Field(False, description="`raysweep run` ends with the spectral analysis of the sweep.")

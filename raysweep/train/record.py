@@ -116,9 +116,21 @@ class StageRecorder:
                 self.mlflow.log_metrics(clean, step=step)
             except Exception as exc:  # noqa: BLE001
                 self._tracking_down(exc)
+        else:
+            self._still_offline()
+
+    def _still_offline(self) -> None:
+        """Offline since MLflow failed: keep the pending mark (a `raysweep sync` meanwhile may have cleared
+        it), so that what this run logs from now on is synced too."""
+        from raysweep.train.tracking_outbox import is_pending, mark_pending
+
+        if not is_pending(self.run_dir):
+            mark_pending(self.run_dir, "MLflow was unreachable earlier in this run; it continued offline")
 
     def finish_tracking(self, train_metric: str) -> None:
         """Plot the run's curves, log the artifacts and end the MLflow run (rank 0)."""
+        if self.place.main and self.tracking and self.mlflow is None:
+            self._still_offline()  # the sync logs the final artifacts and ends the run
         if self.mlflow is not None:
             try:
                 for path in final_artifacts(self.run_dir, self.tag.strip("[]"), train_metric):
