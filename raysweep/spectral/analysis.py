@@ -41,12 +41,18 @@ def _stamp(ckpt: str) -> list:
     return [[f.name, f.stat().st_size, f.stat().st_mtime_ns] for f in files]
 
 
-def pair_key(pair: Pair, cfg: SpectralConfig) -> str:
+def pair_key(pair: Pair, cfg: SpectralConfig, stamps: dict[str, list] | None = None) -> str:
+    """The cache key of a pair; ``stamps`` (checkpoint -> file stamps) spares reading a checkpoint's index
+    again for every pair it is in."""
     from raysweep.train.trunk import digest
 
+    stamps = {} if stamps is None else stamps
+    for c in (pair.ref, pair.target):
+        if c not in stamps:
+            stamps[c] = _stamp(c)
     settings = cfg.model_dump(mode="json", include={"modules", "layer_pattern", "fractions", "dtype"})
     return digest({"ref": str(Path(pair.ref).resolve()), "target": str(Path(pair.target).resolve()),
-                   "ref_files": _stamp(pair.ref), "target_files": _stamp(pair.target), "cfg": settings}, 16)
+                   "ref_files": stamps[pair.ref], "target_files": stamps[pair.target], "cfg": settings}, 16)
 
 
 def batches(pairs: Sequence[Pair], limit: int = MAX_CKPTS_PER_CALL) -> list[tuple[list[str], list[tuple[int, int]], list[int]]]:
@@ -76,7 +82,8 @@ def compute(pairs: Sequence[Pair], cfg: SpectralConfig, cache_dir: Path | None =
 
     if not pairs:
         return []
-    keys = [pair_key(p, cfg) for p in pairs]
+    stamps: dict[str, list] = {}
+    keys = [pair_key(p, cfg, stamps) for p in pairs]
     found: dict[str, list[dict]] = {}  # pair key -> rows (a pair listed twice is computed once)
     if cache_dir is not None:
         for k in set(keys):

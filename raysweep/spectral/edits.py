@@ -76,12 +76,12 @@ def assemble(target: str, parts: Sequence[str], dest: Path) -> Path:
     return dest
 
 
-def build(ref: str, target: str, edits: Sequence[str], cfg: RaysweepConfig, out: Path) -> dict[str, Path]:
-    """Build the edited checkpoints not yet built; edit -> directory."""
+def build(ref: str, target: str, edits: Sequence[str], cfg: RaysweepConfig, out: Path,
+          ms: list[Matrix]) -> dict[str, Path]:
+    """Build the edited checkpoints not yet built, editing the matrices ``ms``; edit -> directory."""
     dirs = {e: out / edit_dirname(e) for e in edits}
     todo = [e for e in edits if not (dirs[e] / "config.json").is_file()]
     if todo:
-        ms = touched(ref, target, cfg)
         parts = out / "parts"
         calls = [(ref, target, group, todo, str(parts), i, cfg.spectral)
                  for i, group in enumerate(chunks(ms, cfg.spectral.matrices_per_task))]
@@ -99,10 +99,11 @@ def evaluation(path: Path, cfg: RaysweepConfig, cache: Path) -> dict:
     with the same task and eval settings, else ``cache`` if there, else evaluated now (and cached)."""
     from raysweep.train.record import eval_key
 
+    from raysweep.train.trunk import read_manifest
+
     key = eval_key(cfg)
-    man = path / "manifest.json"
     rules = list(cfg.task.eval_rules)
-    if man.is_file() and json.loads(man.read_text()).get("eval_key") == key and (path / "eval.json").is_file():
+    if (read_manifest(path) or {}).get("eval_key") == key and (path / "eval.json").is_file():
         ev = json.loads((path / "eval.json").read_text())
         if all(r in ev for r in rules):
             return ev
@@ -223,7 +224,7 @@ def run_edits(ref: str, target: str, cfg: RaysweepConfig, out: Path | None = Non
     out = (out or Path(cfg.output_dir) / "spectral-edits" / digest([pair.ref, pair.target, scope], 12)).resolve()
     out.mkdir(parents=True, exist_ok=True)
     ms = touched(pair.ref, pair.target, cfg)
-    dirs = build(pair.ref, pair.target, s.edits, cfg, out)
+    dirs = build(pair.ref, pair.target, s.edits, cfg, out, ms)
     evals = {"ref": evaluation(Path(pair.ref), cfg, out / "evals" / "ref.json"),
              "target": evaluation(Path(pair.target), cfg, out / "evals" / "target.json")}
     for e, d in dirs.items():

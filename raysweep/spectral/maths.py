@@ -37,18 +37,20 @@ class SVD:
     U: torch.Tensor  # m x r
     s: torch.Tensor  # r, descending
     V: torch.Tensor  # n x r (V, not V^T)
+    W: torch.Tensor  # the matrix itself (in the SVD's dtype): kept, not rebuilt from the factors
 
     @property
     def rank(self) -> int:
         return int(self.s.shape[0])
 
     def matrix(self) -> torch.Tensor:
-        return (self.U * self.s) @ self.V.T
+        return self.W
 
 
 def svd(w: torch.Tensor, dtype: torch.dtype = torch.float64) -> SVD:
-    U, s, Vh = torch.linalg.svd(w.detach().to(dtype), full_matrices=False)
-    return SVD(U, s, Vh.T)
+    w = w.detach().to(dtype)
+    U, s, Vh = torch.linalg.svd(w, full_matrices=False)
+    return SVD(U, s, Vh.T, w)
 
 
 def principal_angles(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:

@@ -18,12 +18,12 @@ from raysweep.spectral.analysis import Pair
 def describe(ckpt: str | Path) -> str:
     """A short label: ``seed0/sft80`` for a trunk checkpoint, ``rl:<run id>`` for an RL result, else the
     directory's name."""
+    from raysweep.train.trunk import read_manifest
+
     p = Path(ckpt)
-    m = p / "manifest.json"
-    if m.is_file():
-        man = json.loads(m.read_text())
-        if "trunk_id" in man and "step" in man and p.parent.name == "checkpoints":
-            return f"seed{man['seed']}/sft{man['step']}"
+    man = read_manifest(p) or {}
+    if "trunk_id" in man and "step" in man and p.parent.name == "checkpoints":
+        return f"seed{man['seed']}/sft{man['step']}"
     if p.name == "final" and (p.parent / "parent.json").is_file():
         return f"rl:{p.parent.name}"
     return p.name
