@@ -162,15 +162,27 @@ def cmd_eval(args) -> int:
 def cmd_sft(args) -> int:
     cfg = _resolved_config(args)
     if args.plan_only:
-        from raysweep import models
+        from raysweep.train.pretrain import base_model_path
         from raysweep.train.sft import plan_jobs, write_job
 
-        for job in plan_jobs(cfg, str(models.resolve(cfg.model.name))):
+        for job in plan_jobs(cfg, base_model_path(cfg, must_exist=False)):
             print(write_job(job, cfg))
         return 0
     from raysweep.train.sft import run_sft
 
     run_sft(cfg)
+    return 0
+
+
+def cmd_pretrain(args) -> int:
+    cfg = _resolved_config(args)
+    from raysweep.config import ConfigError
+
+    if not cfg.pretrain.steps:
+        raise ConfigError("pretrain.steps is 0: set pretrain.steps (and pretrain.task / pretrain.sft overrides)")
+    from raysweep.train.pretrain import run_pretrain
+
+    print(run_pretrain(cfg))
     return 0
 
 
@@ -335,6 +347,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plan-only", action="store_true",
                    help="write each seed's job.json (for torchrun -m raysweep.train.sft_worker --job ...) and stop")
     p.set_defaults(func=cmd_sft)
+
+    # pretrain
+    p = sub.add_parser("pretrain", help="train the pre-training stage (pretrain.*) that prepares the SFT trunks' base",
+                       description="An ordinary trunk with pretrain.task and pretrain.sft overrides, checkpointed at "
+                                   "pretrain.steps; prints the base checkpoint. `raysweep sft` and `raysweep run` "
+                                   "train it first when it is missing, so this command is optional.")
+    _add_config_args(p)
+    p.set_defaults(func=cmd_pretrain)
 
     # rl
     p = sub.add_parser("rl", help="RL (GRPO or RLOO) from one SFT checkpoint, rewarded by the exact verifier",

@@ -23,6 +23,7 @@ from raysweep.spectral.spectral_config import SpectralConfig
 from raysweep.tasks.generalpoints import TaskConfig
 from raysweep.tracking import TrackingConfig
 from raysweep.sweep.sweep_config import SweepConfig
+from raysweep.train.pretrain_config import PretrainConfig
 from raysweep.train.rl_config import RLConfig
 from raysweep.train.sft_config import SFTConfig
 
@@ -50,6 +51,8 @@ class RaysweepConfig(BaseModel):
     model: ModelConfig = Field(default_factory=ModelConfig, description="The base model.")
     task: TaskConfig = Field(default_factory=TaskConfig, description="The GeneralPoints task.")
     eval: EvalConfig = Field(default_factory=EvalConfig, description="ID/OOD evaluation.")
+    pretrain: PretrainConfig = Field(default_factory=PretrainConfig,
+                                     description="An optional stage before SFT that prepares the base model.")
     sft: SFTConfig = Field(default_factory=SFTConfig, description="The SFT trunk(s).")
     rl: RLConfig = Field(default_factory=RLConfig, description="The RL stage (GRPO/RLOO from one SFT checkpoint).")
     sweep: SweepConfig = Field(default_factory=SweepConfig, description="The sweep (`raysweep run`).")
@@ -74,6 +77,24 @@ class RaysweepConfig(BaseModel):
             raise ValueError(f"rl.sft_step: {rl.sft_step} is not an SFT length of this config's trunk; use one of "
                              f"sft.checkpoints {list(self.sft.checkpoints)}, or add it there (or name another "
                              "trunk with rl.trunk)")
+        return self
+
+    @model_validator(mode="after")
+    def _pretrain_stage_is_valid(self) -> "RaysweepConfig":
+        if self.pretrain.steps:
+            from raysweep.train.pretrain import stage_config
+
+            stage_config(self)  # a bad override fails at load time, naming pretrain.task.* / pretrain.sft.*
+        return self
+
+    @model_validator(mode="after")
+    def _rl_from_are_lengths(self) -> "RaysweepConfig":
+        extra = sorted(set(self.sweep.rl_from or ()) - set(self.sft.checkpoints))
+        if extra:
+            raise ValueError(f"sweep.rl_from: {extra} are not SFT lengths; use lengths from sft.checkpoints "
+                             f"{list(self.sft.checkpoints)}")
+        if self.sweep.rl_from is not None and not self.sweep.rl_from:
+            raise ValueError("sweep.rl_from: give at least one SFT length, or leave it unset for every length")
         return self
 
     def to_yaml(self) -> str:

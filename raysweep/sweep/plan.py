@@ -1,7 +1,7 @@
 """Sweep planning, pure: the grid of cells, their names, configs and lineage, and the resource plan.
 
 A sweep's cells are every (seed × SFT length × combination of ``rl.grid``): seeds and SFT lengths come
-from ``sft.seeds`` and ``sft.checkpoints``, the RL settings from ``rl`` with the grid's values applied.
+from ``sft.seeds`` and ``sft.checkpoints`` (or the subset ``sweep.rl_from``), the RL settings from ``rl`` with the grid's values applied.
 Each cell is one RL run (a Tune trial) that starts from its trunk's checkpoint. Nothing here touches
 Ray, MLflow or the disk, so all of it is unit-tested without them.
 """
@@ -55,8 +55,9 @@ class Cell:
 
 def plan_cells(cfg: RaysweepConfig) -> list[Cell]:
     """Every cell of the sweep, ordered by seed, then SFT length, then grid combination; each checked."""
+    lengths = [s for s in cfg.sft.checkpoints if cfg.sweep.rl_from is None or s in cfg.sweep.rl_from]
     cells = [Cell(seed, step, tuple(combo.items()))
-             for seed in cfg.sft.seeds for step in cfg.sft.checkpoints for combo in expand_grid(cfg.rl.grid)]
+             for seed in cfg.sft.seeds for step in lengths for combo in expand_grid(cfg.rl.grid)]
     for combo in expand_grid(cfg.rl.grid):  # fail before anything runs, naming the combination
         cell_config(cfg, Cell(cfg.sft.seeds[0], cfg.sft.checkpoints[0], tuple(combo.items())))
     return cells

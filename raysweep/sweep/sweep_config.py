@@ -17,5 +17,8 @@ class SweepConfig(BaseModel):
         "Default: <output_dir>/sweeps.")
     max_concurrent_trials: int | None = Field(
         None, ge=1, description="Trials at once; default: as many as the cluster fits (see the resource plan).")
+    rl_from: tuple[int, ...] | None = Field(
+        None, description="SFT lengths that get RL cells (a subset of sft.checkpoints); default: every length. The "
+                          "trunk is still evaluated at every length, so the curve can be dense where RL is costly.")
     max_failures: int = Field(1, ge=0, description="Retries of a failed trial (each resumes its RL checkpoint).")
     trial_memory_mb: int = Field(64, ge=1, description="Memory the trial driver reserves (it holds no CPU or GPU).")

@@ -20,7 +20,7 @@ from typing import Literal
 from datasets import Dataset
 
 from raysweep.tasks.answers import render_answer
-from raysweep.tasks.generalpoints import TaskConfig, deal, prompt_messages
+from raysweep.tasks.generalpoints import Rule, TaskConfig, deal, deal_varied, prompt_messages
 from raysweep.tasks.solver import solve
 
 ExpertPolicy = Literal["first", "random"]
@@ -32,13 +32,14 @@ def _solutions(values: tuple[int, ...], target: int) -> tuple[str, ...]:
     return tuple(solve(values, target, limit=None if len(values) <= 4 else 24))
 
 
-def expert_answer(hand: tuple[str, ...], rule_name: str, cfg: TaskConfig, rng: random.Random | None) -> tuple[str, str]:
+def expert_answer(hand: tuple[str, ...], rule_name: str | Rule, cfg: TaskConfig,
+                  rng: random.Random | None) -> tuple[str, str]:
     """(formula, answer text) for one hand: a solver solution (random with ``rng``, else the first)."""
-    rule = cfg.rule(rule_name)
+    rule = rule_name if isinstance(rule_name, Rule) else cfg.rule(rule_name)
     values = [rule.value(c) for c in hand]
     sols = _solutions(tuple(sorted(values)), cfg.target)
     if not sols:
-        raise ValueError(f"hand {hand} has no solution under rule {rule_name!r}")
+        raise ValueError(f"hand {hand} has no solution under rule {rule.name!r}")
     formula = rng.choice(sols) if rng is not None else sols[0]
     return formula, render_answer(hand, values, formula, cfg.target, cfg.answer_format)
 
@@ -61,14 +62,28 @@ def _rows(cfg: TaskConfig, hands, rule_name: str, rng: random.Random | None, wit
 
 
 def sft_dataset(cfg: TaskConfig, n: int, seed: int, expert: ExpertPolicy = "random", unique: bool = False) -> Dataset:
-    """``n`` SFT examples under the training rule (training pool)."""
-    hands = deal(cfg, cfg.train_rule, n, seed, "sft", unique=unique)
+    """``n`` SFT examples under the training rule (training pool); with ``task.face_values``, each under
+    its own varied rule (the ``rule`` column reads ``varied``, the prompt states the values)."""
     rng = random.Random(f"raysweep:expert:{seed}") if expert == "random" else None
+    if cfg.face_values is not None:
+        cols: dict[str, list] = {"prompt": [], "cards": [], "rule": [], "completion": [], "formula": []}
+        for hand, rule in deal_varied(cfg, n, seed, "sft"):
+            formula, answer = expert_answer(hand, rule, cfg, rng)
+            cols["prompt"].append(prompt_messages(hand, rule, cfg))
+            cols["cards"].append(list(hand))
+            cols["rule"].append(rule.name)
+            cols["completion"].append([{"role": "assistant", "content": answer}])
+            cols["formula"].append(formula)
+        return Dataset.from_dict(cols)
+    hands = deal(cfg, cfg.train_rule, n, seed, "sft", unique=unique)
     return Dataset.from_dict(_rows(cfg, hands, cfg.train_rule, rng, with_completion=True))
 
 
 def rl_dataset(cfg: TaskConfig, n: int, seed: int) -> Dataset:
     """``n`` RL prompts under the training rule (training pool), with ``cards``/``rule`` for the reward."""
+    if cfg.face_values is not None:
+        raise ValueError("task.face_values varies the rule of SFT examples only (a pre-training stage); RL prompts "
+                         "use task.train_rule: unset task.face_values for RL")
     hands = deal(cfg, cfg.train_rule, n, seed, "rl")
     return Dataset.from_dict(_rows(cfg, hands, cfg.train_rule, None, with_completion=False))
 

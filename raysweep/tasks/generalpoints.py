@@ -73,6 +73,8 @@ BUILTIN_RULES: dict[str, Rule] = {
 }
 
 Purpose = Literal["sft", "rl", "eval"]
+_LATER_FIELDS = {"prompt_style": "paper", "face_values": None}
+"""TaskConfig fields added after trunks were first made, with the default that leaves data unchanged."""
 
 
 class TaskConfig(BaseModel):
@@ -93,6 +95,13 @@ class TaskConfig(BaseModel):
     eval_fraction: float = Field(0.25, gt=0.0, lt=1.0, description="Share of hand multisets kept for evaluation only.")
     split_seed: int = Field(0, description="Seed of the train/eval split of hand multisets.")
     reward: Literal["binary", "paper"] = Field("binary", description="binary (1/0) or the paper's +5/-1/-2/-3 scale.")
+    prompt_style: Literal["paper", "short"] = Field(
+        "paper", description="'paper': the paper's full task description; 'short': one line of rule and target, "
+        "then the cards (same rule wording; ~8x fewer tokens, for small from-scratch models).")
+    face_values: tuple[int, int] | None = Field(
+        None, description="Vary the rule per SFT/RL example (a pre-training stage that teaches reading the rule): "
+        "J, Q and K each count as a random value in [low, high], stated in the prompt; a draw equal to an "
+        "evaluated rule is redrawn. None: every example uses train_rule.")
 
     @field_validator("ranks", mode="before")
     @classmethod
@@ -119,6 +128,22 @@ class TaskConfig(BaseModel):
             if bad:
                 raise ValueError(f"rule {name!r}: unknown ranks {bad}; ranks are {list(RANKS)}")
             out[name] = mapping
+        return out
+
+    @field_validator("face_values")
+    @classmethod
+    def _faces(cls, v):
+        if v is not None and not (1 <= v[0] < v[1] <= 99):
+            raise ValueError(f"give [low, high] with 1 <= low < high <= 99, not {list(v)}")
+        return v
+
+    def identity(self, exclude: set[str] = frozenset()) -> dict:
+        """The fields that shape data, as JSON; fields added later are left out at their defaults, so
+        the ids of trunks and runs made before they existed stay the same."""
+        out = self.model_dump(mode="json", exclude=set(exclude))
+        for name in _LATER_FIELDS:
+            if name in out and out[name] == _LATER_FIELDS[name]:
+                del out[name]
         return out
 
     @model_validator(mode="after")
@@ -309,6 +334,36 @@ def deal(
     return out
 
 
+def deal_varied(cfg: TaskConfig, n: int, seed: int, purpose: Purpose) -> list[tuple[tuple[str, ...], Rule]]:
+    """``n`` solvable (hand, rule) pairs whose face values vary (``task.face_values``): a fresh rule per hand,
+    never equal (on the dealt ranks) to an evaluated rule, from the ``purpose`` pool (training or evaluation)."""
+    if cfg.face_values is None:
+        raise ValueError("task.face_values is not set: there is no varied rule to deal")
+    lo, hi = cfg.face_values
+    evaluated = [cfg.rule(r) for r in cfg.eval_rules]
+    rng = _rng(purpose, f"varied{lo}-{hi}", seed)
+    deck = [r for r in cfg.ranks for _ in range(4)]
+    faces = [r for r in FACE_RANKS if r in cfg.ranks]
+    out: list[tuple[tuple[str, ...], Rule]] = []
+    stall = 0
+    while len(out) < n:
+        stall += 1
+        if stall > 20_000:
+            raise ValueError(f"could only deal {len(out)} of {n} varied-rule hands; widen task.face_values or task.ranks")
+        face = {r: rng.randint(lo, hi) for r in faces}
+        if any(all(e.value(r) == v for r, v in face.items()) for e in evaluated):
+            continue
+        rule = Rule("varied", _rule_values(face))
+        hand = tuple(rng.sample(deck, cfg.num_cards))
+        if in_eval_pool(hand, cfg) != (purpose == "eval"):
+            continue
+        if not is_solvable([rule.value(c) for c in hand], cfg.target):
+            continue
+        out.append((hand, rule))
+        stall = 0
+    return out
+
+
 # --------------------------------------------------------------------------------------- prompts
 
 
@@ -316,10 +371,14 @@ def prompt_text(hand: Sequence[str], rule: Rule, cfg: TaskConfig) -> str:
     """The user message for one hand under one rule: the paper's wording, as text instead of an image.
 
     The hand comes last (``[Input]`` after ``[Output]``), so every prompt of a rule shares one long
-    prefix; evaluation computes that prefix's KV cache once (see ``evaluate.generate``).
+    prefix; evaluation computes that prefix's KV cache once (see ``evaluate.generate``). ``short`` keeps
+    the rule wording and the order (rule first, cards last) and drops the rest; answers still follow
+    ``task.answer_format``, which SFT teaches.
     """
     rule_text = rule.text()
     cards = ", ".join(f"'{c}'" for c in hand)
+    if cfg.prompt_style == "short":
+        return f"Note that {rule_text}. Use each card once to make {cfg.target}.\nCards: [{cards}]"
     return (
         "[Task Description]\n"
         f"You are an expert {cfg.target} points card game player. You are given {len(hand)} cards. "

@@ -200,7 +200,7 @@ def close_open_run(cfg, run_dir: Path, title: str, train_metric: str) -> bool:
 def eval_key(cfg) -> str:
     """What an evaluation's numbers depend on besides the weights (task and eval settings): equal keys,
     comparable (and reusable) numbers."""
-    task = cfg.task.model_dump(mode="json", exclude={"reward"})  # the reward scheme changes no accuracy
+    task = cfg.task.identity(exclude={"reward"})  # the reward scheme changes no accuracy
     return T.digest({"task": task, "eval": cfg.eval.model_dump(mode="json")}, 16)
 
 

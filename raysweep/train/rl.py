@@ -24,7 +24,7 @@ from pathlib import Path
 from raysweep.config import ConfigError, RaysweepConfig
 from raysweep.train import trunk as T
 from raysweep.train.record import close_open_run
-from raysweep.train.sft import config_trunk_dir, for_workers
+from raysweep.train.sft import config_trunk_dir, for_workers, model_identity
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,7 @@ def resolve_start(cfg: RaysweepConfig) -> Start:
 
 
 def run_id(cfg: RaysweepConfig, start: Start) -> str:
-    return T.digest({"start": start.identity(), "model": cfg.model.name, "task": cfg.task.model_dump(mode="json"),
+    return T.digest({"start": start.identity(), "model": model_identity(cfg), "task": cfg.task.identity(),
                      "rl": cfg.rl.identity()})
 
 

@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from raysweep.config import RaysweepConfig
+from raysweep.config import ConfigError, RaysweepConfig
 from raysweep.tracking import check_reachable, tracking_uri
 from raysweep.train import trunk as T
 from raysweep.train.record import close_open_run
@@ -16,6 +16,7 @@ from raysweep.train.record import close_open_run
 def for_workers(cfg: RaysweepConfig) -> RaysweepConfig:
     """The config as workers must see it: workers run in another directory (Ray's) and maybe on another
     machine, so the output directory and the MLflow URI are made absolute here, on the driver."""
+    check_eval_sets(cfg)
     out = Path(cfg.output_dir).resolve()
     tracking = cfg.tracking.model_copy(update={"uri": tracking_uri(cfg.tracking, out)})
     if tracking.enabled:
@@ -23,10 +24,32 @@ def for_workers(cfg: RaysweepConfig) -> RaysweepConfig:
     return cfg.model_copy(update={"output_dir": str(out), "tracking": tracking})
 
 
+def model_identity(cfg: RaysweepConfig) -> str | dict:
+    """What the trunks start from: ``model.name``, or it and the pre-training trunk that prepares it."""
+    if not cfg.pretrain.steps:
+        return cfg.model.name
+    from raysweep.train.pretrain import stage_config
+
+    return {"base": cfg.model.name, "pretrain": config_trunk_id(stage_config(cfg)),
+            "pretrain_seed": cfg.pretrain.seed, "pretrain_steps": cfg.pretrain.steps}
+
+
+def check_eval_sets(cfg: RaysweepConfig) -> None:
+    """Deal every evaluation set now (a second), so a pool too small for ``eval.n`` fails before training,
+    not at the first checkpoint after minutes of it."""
+    from raysweep.tasks.datasets import eval_dataset
+
+    for rule in cfg.task.eval_rules:
+        try:
+            eval_dataset(cfg.task, rule, cfg.eval.n, cfg.eval.seed)
+        except ValueError as exc:
+            raise ConfigError(f"eval.n / task: {exc}") from None
+
+
 def config_trunk_id(cfg: RaysweepConfig) -> str:
-    """The trunk this config's ``model``, ``task`` and ``sft`` sections define (the RL reward scheme is
-    not part of it: SFT never sees a reward)."""
-    return T.trunk_id(cfg.model.name, cfg.task.model_dump(mode="json", exclude={"reward"}), cfg.sft.identity())
+    """The trunk this config's ``model``, ``pretrain``, ``task`` and ``sft`` sections define (the RL reward
+    scheme is not part of it: SFT never sees a reward)."""
+    return T.trunk_id(model_identity(cfg), cfg.task.identity(exclude={"reward"}), cfg.sft.identity())
 
 
 def config_trunk_dir(cfg: RaysweepConfig, seed: int) -> Path:
@@ -64,11 +87,13 @@ def curve_table(tdir: Path) -> str:
 
 def run_sft(cfg: RaysweepConfig, parent_run_id: str | None = None) -> list[Path]:
     """Train or resume every seed's trunk; return their directories. Finished trunks are skipped."""
-    from raysweep import models
     from raysweep.train.launch import run_on_workers
+    from raysweep.train.pretrain import base_model_path, run_pretrain
     from raysweep.train.sft_worker import sft_worker
 
-    model_path = str(models.resolve(cfg.model.name))  # build/convert once, on the driver
+    if cfg.pretrain.steps:
+        run_pretrain(cfg, parent_run_id)  # finished already: found, not retrained
+    model_path = base_model_path(cfg)  # build/convert once, on the driver
     dirs = []
     for job in plan_jobs(cfg, model_path, parent_run_id):
         tdir = write_job(job, cfg).parent

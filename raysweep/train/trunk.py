@@ -29,7 +29,7 @@ def digest(obj: Any, n: int = 12) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:n]
 
 
-def trunk_id(model_name: str, task: dict, sft_identity: dict) -> str:
+def trunk_id(model_name: str | dict, task: dict, sft_identity: dict) -> str:
     return digest({"model": model_name, "task": task, "sft": sft_identity})
 
 

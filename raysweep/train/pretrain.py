@@ -1,0 +1,74 @@
+"""The pre-training stage: which trunk it is (pure), and training it (``raysweep pretrain``, and the first
+thing ``raysweep sft``/``run`` do when ``pretrain.steps`` > 0)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from raysweep.config import ConfigError, RaysweepConfig
+from raysweep.train import trunk as T
+from raysweep.train.pretrain_config import PretrainConfig
+
+
+def stage_config(cfg: RaysweepConfig) -> RaysweepConfig:
+    """The config of the pre-training trunk: ``task``/``sft`` with the stage's overrides, one seed, one
+    checkpoint at ``pretrain.steps``, no pre-training of its own."""
+    pre = cfg.pretrain
+    if not pre.steps:
+        raise ConfigError("pretrain.steps is 0: this config has no pre-training stage")
+    for key in ("seeds", "checkpoints"):
+        if key in pre.sft:
+            raise ConfigError(f"pretrain.sft.{key}: not settable; the stage has one seed (pretrain.seed) and one "
+                              "checkpoint (pretrain.steps)")
+    data = cfg.model_dump(mode="json")
+    data["task"] = {**data["task"], **pre.task}
+    data["sft"] = {**data["sft"], **pre.sft, "seeds": [pre.seed], "checkpoints": [pre.steps]}
+    data["pretrain"] = PretrainConfig().model_dump(mode="json")
+    data["rl"] = {**data["rl"], "sft_step": None, "sft_seed": None, "trunk": None, "checkpoint": None, "grid": {}}
+    try:
+        return RaysweepConfig.model_validate(data)
+    except ValidationError as exc:
+        msgs = []
+        for e in exc.errors():
+            loc = ".".join(str(x) for x in e["loc"])
+            where = f"pretrain.{loc}" if loc.split(".")[0] in ("task", "sft") else loc
+            msgs.append(f"{where}: {e['msg'].removeprefix('Value error, ')}")
+        raise ConfigError("the pre-training stage's config is invalid:\n  " + "\n  ".join(msgs)) from None
+
+
+def stage_trunk_dir(cfg: RaysweepConfig) -> Path:
+    from raysweep.train.sft import config_trunk_dir
+
+    return config_trunk_dir(stage_config(cfg), cfg.pretrain.seed)
+
+
+def base_checkpoint(cfg: RaysweepConfig) -> Path:
+    """The pre-trained base model's directory (the stage's checkpoint; it may not exist yet)."""
+    return T.checkpoint_dir(stage_trunk_dir(cfg), cfg.pretrain.steps)
+
+
+def base_model_path(cfg: RaysweepConfig, must_exist: bool = True) -> str:
+    """Where the SFT trunks start: the pre-trained checkpoint, or ``model.name`` resolved."""
+    if not cfg.pretrain.steps:
+        from raysweep import models
+
+        return str(models.resolve(cfg.model.name))
+    path = base_checkpoint(cfg)
+    if must_exist and cfg.pretrain.steps not in T.finished_steps(path.parent.parent):
+        raise ConfigError(f"pretrain: the pre-trained base {path} is not finished; run `raysweep pretrain CONFIG` "
+                          "(or `raysweep sft`/`raysweep run`, which train it first)")
+    return str(path)
+
+
+def run_pretrain(cfg: RaysweepConfig, parent_run_id: str | None = None) -> Path:
+    """Train (or find) the pre-training trunk; return the base checkpoint the SFT trunks start from."""
+    from raysweep.train.sft import run_sft
+
+    stage = stage_config(cfg)
+    print(f"[pretrain] {cfg.pretrain.steps} steps, task overrides {cfg.pretrain.task or '{}'}, "
+          f"sft overrides {cfg.pretrain.sft or '{}'}", file=sys.stderr)
+    run_sft(stage, parent_run_id=parent_run_id)
+    return Path(base_model_path(cfg))

@@ -1,0 +1,25 @@
+"""Configuration of the optional pre-training stage: an ordinary trunk, run before the SFT trunks, whose
+last checkpoint becomes their base model."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class PretrainConfig(BaseModel):
+    """A stage that prepares the base model before SFT, e.g. teaching a from-scratch model to *read* the
+    rule (``task: {face_values: [1, 13]}``: face values vary and are stated in every prompt) so that SFT on
+    the ID rule has something to erode. It is an SFT trunk with this section's ``task`` and ``sft``
+    overrides, one seed, checkpointed at ``steps``; it is trained once and shared by every seed's trunk."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    steps: int = Field(0, ge=0, description="Optimizer steps of the stage; 0: no pre-training (the base is model.name).")
+    seed: int = Field(0, description="Seed of the stage (data order, expert choice).")
+    task: dict[str, Any] = Field(
+        default_factory=dict, description="Overrides of the task section for this stage, e.g. {face_values: [1, 13]}.")
+    sft: dict[str, Any] = Field(
+        default_factory=dict, description="Overrides of the sft section for this stage (learning_rate, num_examples, "
+                                          "per_device_batch_size, ...); seeds and checkpoints come from seed and steps.")

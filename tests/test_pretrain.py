@@ -1,0 +1,108 @@
+"""The analogue's building blocks (pure or fast): tiny shapes, short prompts, varied-rule data, the
+pre-training stage's config and ids, and RL cells from a subset of SFT lengths."""
+
+import json
+
+import pytest
+
+from raysweep.config import ConfigError, load_config
+from raysweep.models import ModelError, TinySpec
+from raysweep.sweep.plan import plan_cells
+from raysweep.tasks.datasets import rl_dataset, sft_dataset
+from raysweep.tasks.generalpoints import TaskConfig, deal_varied, prompt_text, score
+from raysweep.train import trunk as T
+from raysweep.train.pretrain import base_model_path, stage_config
+from raysweep.train.sft import config_trunk_id
+
+PRE = ["model.name=tiny", "pretrain.steps=30", "pretrain.task={face_values: [1, 13]}",
+       "pretrain.sft={learning_rate: 2e-3, num_examples: 64}"]
+
+
+def test_tiny_spec_options_reshape_the_model_and_its_cache_key():
+    assert TinySpec.parse("tiny") == TinySpec()
+    spec = TinySpec.parse("tiny:hidden_size=64, num_hidden_layers=3")
+    assert (spec.hidden_size, spec.num_hidden_layers) == (64, 3) and spec.key() != TinySpec().key()
+    for bad, words in [("tiny:hidden=64", "fields"), ("tiny:hidden_size=x", "integer"),
+                       ("tiny:hidden_size=0", "positive"), ("tiny:hidden_size=66", "multiple")]:
+        with pytest.raises(ModelError, match=words):
+            TinySpec.parse(bad)
+
+
+def test_short_prompt_keeps_the_rule_wording_and_puts_the_cards_last():
+    cfg = TaskConfig(num_cards=3, prompt_style="short")
+    text = prompt_text(("J", "5", "2"), cfg.rule("ood"), cfg)
+    assert text.startswith("Note that 'J', 'Q', and 'K' count as '11', '12', and '13' respectively.")
+    assert text.endswith("Cards: ['J', '5', '2']") and len(text) < len(prompt_text(("J", "5", "2"), cfg.rule("ood"),
+                                                                                   TaskConfig(num_cards=3))) / 4
+
+
+def test_fields_added_later_leave_old_ids_alone():
+    assert TaskConfig().identity() == TaskConfig().model_dump(mode="json", exclude={"prompt_style", "face_values"})
+    assert "prompt_style" in TaskConfig(prompt_style="short").identity()
+    assert TaskConfig(face_values=(1, 13)).identity()["face_values"] == [1, 13]
+
+
+def test_varied_rules_are_stated_solvable_and_never_an_evaluated_rule():
+    cfg = TaskConfig(num_cards=3, prompt_style="short", face_values=(9, 13))
+    pairs = deal_varied(cfg, 300, seed=1, purpose="sft")
+    assert pairs == deal_varied(cfg, 300, seed=1, purpose="sft")  # deterministic
+    evaluated = [cfg.rule(r) for r in cfg.eval_rules]
+    faces = {tuple(rule.value(r) for r in "JQK") for _, rule in pairs}
+    assert len(faces) > 50 and all(f != tuple(e.value(r) for r in "JQK") for f in faces for e in evaluated)
+    assert all(9 <= v <= 13 for f in faces for v in f)
+    ds = sft_dataset(cfg, 40, seed=1)
+    for row, (hand, rule) in zip(ds, deal_varied(cfg, 40, seed=1, purpose="sft"), strict=True):
+        prompt, answer = row["prompt"][0]["content"], row["completion"][0]["content"]
+        assert row["cards"] == list(hand) and rule.text() in prompt
+        assert score(row["cards"], answer, rule.values, cfg.target).correct  # the expert reads the stated values
+    with pytest.raises(ValueError, match="face_values"):
+        rl_dataset(cfg, 4, seed=0)
+    with pytest.raises(ValueError):
+        TaskConfig(face_values=(5, 5))
+
+
+def test_pretrain_stage_config_and_lineage(tmp_path):
+    cfg = load_config(None, PRE + [f"output_dir={tmp_path}", "sft.seeds=[0, 1]", "sft.checkpoints=[0, 10]",
+                                   "rl.sft_step=10"])
+    stage = stage_config(cfg)
+    assert stage.task.face_values == (1, 13) and cfg.task.face_values is None
+    assert stage.sft.learning_rate == 2e-3 and stage.sft.num_examples == 64
+    assert stage.sft.seeds == (0,) and stage.sft.checkpoints == (30,) and stage.pretrain.steps == 0
+    # the SFT trunks start from the stage: their id names it, so another stage gives other trunks
+    plain = load_config(None, ["model.name=tiny", f"output_dir={tmp_path}"])
+    other = load_config(None, PRE[:-1] + ["pretrain.sft={learning_rate: 1e-3}", f"output_dir={tmp_path}"])
+    ids = {config_trunk_id(c) for c in (cfg, plain, other, stage)}
+    assert len(ids) == 4
+    with pytest.raises(ConfigError, match="raysweep pretrain"):
+        base_model_path(cfg)  # not trained yet: says how to make it
+    ckpt = T.checkpoint_dir(T.trunk_dir(tmp_path, config_trunk_id(stage), 0), 30)
+    ckpt.mkdir(parents=True)
+    (ckpt / "manifest.json").write_text(json.dumps({"step": 30}))
+    assert base_model_path(cfg) == str(ckpt)
+
+
+@pytest.mark.parametrize("override, words", [
+    ("pretrain.task={face_values: [3, 1]}", "pretrain.task.face_values"),
+    ("pretrain.sft={checkpoints: [5]}", "pretrain.sft.checkpoints"),
+    ("pretrain.sft={learning_rate: -1}", "pretrain.sft.learning_rate"),
+])
+def test_bad_pretrain_overrides_name_the_field(override, words):
+    with pytest.raises(ConfigError, match=words.replace(".", r"\.")):
+        load_config(None, PRE[:2] + [override])
+
+
+def test_rl_cells_from_a_subset_of_lengths(tmp_path):
+    base = [f"output_dir={tmp_path}", "sft.seeds=[0, 1]", "sft.checkpoints=[0, 10, 20, 40]"]
+    cells = plan_cells(load_config(None, base + ["sweep.rl_from=[10, 40]"]))
+    assert [(c.seed, c.sft_step) for c in cells] == [(0, 10), (0, 40), (1, 10), (1, 40)]
+    assert len(plan_cells(load_config(None, base))) == 8
+    with pytest.raises(ConfigError, match="sweep.rl_from"):
+        load_config(None, base + ["sweep.rl_from=[15]"])
+
+
+def test_an_evaluation_pool_too_small_fails_before_training(tmp_path):
+    from raysweep.train.sft import for_workers
+
+    cfg = load_config(None, [f"output_dir={tmp_path}", "task.num_cards=3", "eval.n=128", "tracking.enabled=false"])
+    with pytest.raises(ConfigError, match="eval.n / task: could only deal"):
+        for_workers(cfg)
