@@ -62,7 +62,7 @@ def test_varied_rules_are_stated_solvable_and_never_an_evaluated_rule():
 
 
 def test_pretrain_stage_config_and_lineage(tmp_path):
-    cfg = load_config(None, PRE + [f"output_dir={tmp_path}", "sft.seeds=[0, 1]", "sft.checkpoints=[0, 10]",
+    cfg = load_config(None, PRE + [f"output_dir={tmp_path}", "sft.seeds=[0, 1]", "sft.checkpoints=[0, 10]", "sweep.rl_from=[10]",
                                    "rl.sft_step=10"])
     stage = stage_config(cfg)
     assert stage.task.face_values == (1, 13) and cfg.task.face_values is None

@@ -48,6 +48,8 @@ class Analysis:
     recovery: dict[tuple[tuple, str], dict[int, Diff]] = field(default_factory=dict)
     windows: dict[tuple[tuple, str], Window] = field(default_factory=dict)
     missing: list[str] = field(default_factory=list)  # cells without a final evaluation yet
+    # (seed, rule) -> accuracy at the trunk's last length − at its peak, paired over the same hands
+    falls: dict[tuple[int, str], Diff] = field(default_factory=dict)
 
 
 def trunk_curve(tdir: Path, rule: str) -> tuple[list[tuple[int, float, float, float]], dict[int, float]]:
@@ -63,6 +65,20 @@ def trunk_curve(tdir: Path, rule: str) -> tuple[list[tuple[int, float, float, fl
         if r.get("kind") == "checkpoint" and r["eval"].get(rule, {}).get("loss") is not None:
             losses[r["step"]] = r["eval"][rule]["loss"]
     return curve, losses
+
+
+def trunk_fall(tdir: Path, rule: str, peak_step: int, last_step: int) -> Diff | None:
+    """Accuracy at the trunk's last length minus at its peak, paired over the same evaluation hands (each
+    checkpoint's ``eval.json``); None where either evaluation is missing."""
+    from raysweep.train import trunk as T
+
+    files = [T.checkpoint_dir(tdir, s) / "eval.json" for s in (peak_step, last_step)]
+    if not all(f.is_file() for f in files):
+        return None
+    peak, last = (json.loads(f.read_text()).get(rule) for f in files)
+    if not peak or not last:
+        return None
+    return compare_records(peak["records"], last["records"])
 
 
 def final_eval_file(rdir: Path) -> Path | None:
@@ -89,6 +105,9 @@ def analyse(sweep_dir: str | Path, threshold: float | None = None) -> Analysis:
             if curve:
                 out.curves[(seed, rule)] = curve
                 out.peaks[(seed, rule)] = find_peak(curve, losses)
+                fall = trunk_fall(tdir, rule, out.peaks[(seed, rule)].step, curve[-1][0])
+                if fall is not None:
+                    out.falls[(seed, rule)] = fall
             if rule == rules[0]:
                 out.losses[seed] = losses
     per: dict[tuple[tuple, str], dict[int, list[Diff]]] = {}

@@ -9,24 +9,30 @@ the loss would have found them, the table), and per rule ``recovery_<rule>.png``
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
 from raysweep.boundary.analyse import Analysis, analyse, settings_label, summary_text
 from raysweep.boundary.figures import heatmap_figure, loss_figure, recovery_figure
+from raysweep.boundary.findings import markdown as findings_markdown
+from raysweep.boundary.findings import paper_findings
 
 
 def _fmt(v) -> str:
     return "" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v)
 
 
-def markdown(a: Analysis, sweep_name: str, threshold: float) -> str:
+def markdown(a: Analysis, sweep_name: str, threshold: float, spectral: dict | None = None) -> str:
     lines = [f"# Recovery report: {sweep_name}", "",
              f"Model `{a.cfg.model.name}`; SFT lengths {list(a.cfg.sft.checkpoints)}, seeds {list(a.cfg.sft.seeds)}; "
              f"{a.cfg.eval.n} evaluation hands per rule. A length is in the window when the 95% interval of "
              f"RL's paired gain (after RL − after SFT, same hands) lies above {threshold:g}.", "",
              "## Findings", ""]
     lines += [f"- {line}" for line in summary_text(a).splitlines()]
+    lines += ["", "## The paper's four findings", "", "Checked as `raysweep.boundary.findings` defines them (thresholds "
+              "in its docstring); the spectral one needs `spectral.in_sweep` or `raysweep spectral --sweep`.", "",
+              findings_markdown(paper_findings(a, spectral)).rstrip()]
     lines += ["", "## Recovery per SFT length (mean over seeds)", "",
               "| rule | RL setting | SFT length | recovery | 95% interval | seeds |", "|---|---|---:|---:|---|---:|"]
     for (settings, rule), by_step in sorted(a.recovery.items(), key=lambda kv: (kv[0][1], str(kv[0][0]))):
@@ -63,7 +69,9 @@ def write_report(sweep_dir: str | Path, threshold: float | None = None, log_to_m
         files.append(out / "boundary.csv")
     from raysweep.train.trunk import write_text_atomic
 
-    write_text_atomic(out / "report.md", markdown(a, sdir.name, threshold))
+    spectral_file = sdir / "spectral" / "spectral.json"
+    spectral = json.loads(spectral_file.read_text()) if spectral_file.is_file() else None
+    write_text_atomic(out / "report.md", markdown(a, sdir.name, threshold, spectral))
     files.append(out / "report.md")
     for rule in a.cfg.task.eval_rules:
         for draw, name in ((recovery_figure, "recovery"), (heatmap_figure, "heatmap"), (loss_figure, "loss")):

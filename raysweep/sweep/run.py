@@ -249,9 +249,6 @@ def finish(prep: Prepared, what: str = "sweep", require_all: bool = True) -> Pat
     write_table(rows, sdir / "results.csv")
     plot_sweep(rows, cfg.task.eval_rules, sdir / "accuracy_vs_sft.png", sdir.name)
     wall = time.time() - prep.t0
-    T.append_result(sdir, {"kind": "invocation", "mode": what, "wall_s": wall, "sft_phase_s": prep.t_sft,
-                           "rl_phase_s": wall - prep.t_sft, "cells": len(cells),
-                           "finished": sum(r["finished"] for r in rows)})
     if prep.parent:
         try:
             sync_tracking(cfg, cells, prep.jobs)  # what MLflow missed while it was down
@@ -259,20 +256,27 @@ def finish(prep: Prepared, what: str = "sweep", require_all: bool = True) -> Pat
         except Exception as exc:  # noqa: BLE001 - every result is on disk; the next resume or `raysweep sync` logs it
             print(f"[{what}] MLflow did not take the sweep's records ({redact(repr(exc))[:300]}); they are in {sdir}: "
                   f"`raysweep sync {sdir}` logs them later", file=sys.stderr)
-    try:
-        from raysweep.boundary.report import write_report
-
-        write_report(sdir)
-    except Exception as exc:  # noqa: BLE001 - the sweep's results are saved; the report can be redone
-        print(f"[{what}] the report failed ({exc!r}); `raysweep report {sdir}` redoes it", file=sys.stderr)
-    if cfg.spectral.in_sweep:
+    t_spectral = time.time()
+    if cfg.spectral.in_sweep:  # before the report, whose findings table reads it
         try:
             from raysweep.spectral.report import spectral_sweep
 
             spectral_sweep(sdir)
-        except Exception as exc:  # noqa: BLE001 - as above
+        except Exception as exc:  # noqa: BLE001 - the sweep's results are saved; the analysis can be redone
             print(f"[{what}] the spectral analysis failed ({exc!r}); `raysweep spectral --sweep {sdir}` redoes it",
                   file=sys.stderr)
+    t_report = time.time()
+    try:
+        from raysweep.boundary.report import write_report
+
+        write_report(sdir)
+    except Exception as exc:  # noqa: BLE001 - as above
+        print(f"[{what}] the report failed ({exc!r}); `raysweep report {sdir}` redoes it", file=sys.stderr)
+    t_end = time.time()
+    T.append_result(sdir, {"kind": "invocation", "mode": what, "wall_s": wall, "sft_phase_s": prep.t_sft,
+                           "rl_phase_s": wall - prep.t_sft, "report_s": t_end - t_report,
+                           "spectral_s": t_report - t_spectral, "cells": len(cells),
+                           "finished": sum(r["finished"] for r in rows)})
     store.push()
     print(f"# {what} {sdir.name}  ({wall:.0f}s; results: {sdir / 'results.csv'}"
           + (f", mirrored to {redact(store.remote)}" if store.remote else "") + ")")

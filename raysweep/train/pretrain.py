@@ -28,14 +28,15 @@ def stage_config(cfg: RaysweepConfig) -> RaysweepConfig:
     data["sft"] = {**data["sft"], **pre.sft, "seeds": [pre.seed], "checkpoints": [pre.steps]}
     data["pretrain"] = PretrainConfig().model_dump(mode="json")
     data["rl"] = {**data["rl"], "sft_step": None, "sft_seed": None, "trunk": None, "checkpoint": None, "grid": {}}
+    data["sweep"] = {**data["sweep"], "rl_from": None}
     try:
         return RaysweepConfig.model_validate(data)
     except ValidationError as exc:
         msgs = []
         for e in exc.errors():
             loc = ".".join(str(x) for x in e["loc"])
-            where = f"pretrain.{loc}" if loc.split(".")[0] in ("task", "sft") else loc
-            msgs.append(f"{where}: {e['msg'].removeprefix('Value error, ')}")
+            where = f"pretrain.{loc}: " if loc.split(".")[0] in ("task", "sft") else (f"{loc}: " if loc else "")
+            msgs.append(f"{where}{e['msg'].removeprefix('Value error, ')}")
         raise ConfigError("the pre-training stage's config is invalid:\n  " + "\n  ".join(msgs)) from None
 
 

@@ -1,0 +1,111 @@
+"""Benchmark: where a reproduction sweep's wall time went (SFT, RL, evaluation, spectral, orchestration).
+
+Reads only what ``raysweep run`` left on disk: the sweep's ``results.jsonl`` (wall time of each phase of
+each invocation), every trunk's ``results.jsonl`` (train-loss records with timestamps, checkpoint
+evaluations with their seconds) and every RL run's ``results.jsonl`` (train seconds, evaluations).
+Orchestration is what is left: Ray start-up, Tune scheduling, worker start-up, dataset building, model
+loading and saving. Usage (one or more sweep directories; results appended as one section each):
+
+    python bench/reproduction_timing.py outputs/sweeps/reproduce-cpu [outputs/sweeps/reproduce-smollm2]
+        [--out bench/results/reproduction_timing]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+from raysweep.config import load_config
+from raysweep.train import trunk as T
+
+
+def _records(path: Path) -> list[dict]:
+    return list(T.read_results(path)) if (path / "results.jsonl").is_file() else []
+
+
+def _eval_seconds(record: dict) -> float:
+    return sum(e.get("seconds", 0.0) for e in (record.get("eval") or {}).values())
+
+
+def trunk_times(tdir: Path) -> dict:
+    rows = _records(tdir)
+    train = [r["time"] for r in rows if r.get("kind") == "train"]
+    evals = [r for r in rows if r.get("kind") == "checkpoint"]
+    eval_s = sum(_eval_seconds(r) for r in evals)
+    span = (max(train) - min(train)) if len(train) > 1 else 0.0
+    # checkpoints after the first train record interrupt the training span: their evaluation is not training
+    inside = sum(_eval_seconds(r) for r in evals if train and min(train) < r["time"] <= max(train))
+    return {"steps": len(train), "train_s": max(span - inside, 0.0), "eval_s": eval_s, "evaluations": len(evals)}
+
+
+def rl_times(rdir: Path) -> dict:
+    rows = _records(rdir)
+    done = next((r for r in rows if r.get("kind") == "done"), {})
+    evals = [r for r in rows if r.get("kind") == "eval" and not r.get("reused_from")]
+    return {"steps": done.get("max_steps", 0), "train_s": done.get("train_seconds", 0.0),
+            "eval_s": sum(r.get("eval_seconds", 0.0) for r in evals), "evaluations": len(evals)}
+
+
+def sweep_times(sdir: Path) -> dict:
+    from raysweep.sweep.plan import lineage, plan_cells
+    from raysweep.train.pretrain import stage_trunk_dir
+    from raysweep.train.sft import config_trunk_dir
+
+    cfg = load_config(sdir / "config.yaml")
+    inv = [r for r in _records(sdir) if r.get("kind") == "invocation"]
+    trunks = {f"seed {s}": trunk_times(config_trunk_dir(cfg, s)) for s in cfg.sft.seeds}
+    if cfg.pretrain.steps:
+        trunks["pre-training"] = trunk_times(stage_trunk_dir(cfg))
+    jobs = json.loads((sdir / "cells.json").read_text())
+    cells = {c.name: rl_times(Path(json.loads(Path(jobs[c.name]).read_text())["run_dir"])) for c in plan_cells(cfg)}
+    wall = sum(r["wall_s"] + r.get("report_s", 0.0) + r.get("spectral_s", 0.0) for r in inv)
+    parts = {
+        "pre-training (train)": trunks.get("pre-training", {}).get("train_s", 0.0),
+        "SFT (train)": sum(v["train_s"] for k, v in trunks.items() if k != "pre-training"),
+        "SFT + pre-training evaluation": sum(v["eval_s"] for v in trunks.values()),
+        "RL (train)": sum(v["train_s"] for v in cells.values()),
+        "RL evaluation": sum(v["eval_s"] for v in cells.values()),
+        "report": sum(r.get("report_s", 0.0) for r in inv),
+        "spectral": sum(r.get("spectral_s", 0.0) for r in inv),
+    }
+    parts["orchestration (the rest)"] = max(wall - sum(parts.values()), 0.0)
+    _ = lineage  # (cells' run directories come from cells.json, written by the sweep)
+    return {"sweep": str(sdir), "model": cfg.model.name, "invocations": len(inv), "wall_s": wall, "parts": parts,
+            "trunks": trunks, "cells": cells}
+
+
+def markdown(res: dict) -> str:
+    lines = [f"## {Path(res['sweep']).name} (`{res['model']}`)", "",
+             f"{res['invocations']} invocation(s) of `raysweep run`, {res['wall_s'] / 60:.1f} min of wall time in all.", "",
+             "| part | seconds | share |", "|---|---:|---:|"]
+    for k, v in res["parts"].items():
+        lines.append(f"| {k} | {v:.0f} | {v / max(res['wall_s'], 1e-9):.0%} |")
+    lines += ["", "| stage | steps | train s | s/step | evaluations | eval s |", "|---|---:|---:|---:|---:|---:|"]
+    for name, v in list(res["trunks"].items()) + list(res["cells"].items()):
+        per = v["train_s"] / v["steps"] if v["steps"] else 0.0
+        lines.append(f"| {name} | {v['steps']} | {v['train_s']:.0f} | {per:.2f} | {v['evaluations']} | {v['eval_s']:.0f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("sweeps", nargs="+")
+    ap.add_argument("--out", default="bench/results/reproduction_timing")
+    args = ap.parse_args()
+    results = [sweep_times(Path(s)) for s in args.sweeps]
+    meta = {"machine": platform.machine(), "cpu_count": __import__("os").cpu_count(),
+            "date": time.strftime("%Y-%m-%d %H:%M")}
+    Path(args.out + ".json").write_text(json.dumps({"meta": meta, "sweeps": results}, indent=1))
+    text = (f"# Reproduction sweeps: where the time went ({meta['cpu_count']} CPU cores, {meta['date']})\n\n"
+            "Made by `python bench/reproduction_timing.py " + " ".join(args.sweeps) + "` from the sweeps' own "
+            "records. Orchestration is Ray/Tune/worker start-up, data building, model loading and saving.\n\n"
+            + "\n".join(markdown(r) for r in results))
+    Path(args.out + ".md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
