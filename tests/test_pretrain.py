@@ -68,6 +68,7 @@ def test_pretrain_stage_config_and_lineage(tmp_path):
     assert stage.task.face_values == (1, 13) and cfg.task.face_values is None
     assert stage.sft.learning_rate == 2e-3 and stage.sft.num_examples == 64
     assert stage.sft.seeds == (0,) and stage.sft.checkpoints == (30,) and stage.pretrain.steps == 0
+    assert stage_config(load_config(None, PRE + ["pretrain.eval={n: 7}"])).eval.n == 7
     # the SFT trunks start from the stage: their id names it, so another stage gives other trunks
     plain = load_config(None, ["model.name=tiny", f"output_dir={tmp_path}"])
     other = load_config(None, PRE[:-1] + ["pretrain.sft={learning_rate: 1e-3}", f"output_dir={tmp_path}"])
@@ -85,6 +86,7 @@ def test_pretrain_stage_config_and_lineage(tmp_path):
     ("pretrain.task={face_values: [3, 1]}", "pretrain.task.face_values"),
     ("pretrain.sft={checkpoints: [5]}", "pretrain.sft.checkpoints"),
     ("pretrain.sft={learning_rate: -1}", "pretrain.sft.learning_rate"),
+    ("pretrain.eval={n: 0}", "pretrain.eval.n"),
 ])
 def test_bad_pretrain_overrides_name_the_field(override, words):
     with pytest.raises(ConfigError, match=words.replace(".", r"\.")):

@@ -25,6 +25,7 @@ def stage_config(cfg: RaysweepConfig) -> RaysweepConfig:
                               "checkpoint (pretrain.steps)")
     data = cfg.model_dump(mode="json")
     data["task"] = {**data["task"], **pre.task}
+    data["eval"] = {**data["eval"], **pre.eval}
     data["sft"] = {**data["sft"], **pre.sft, "seeds": [pre.seed], "checkpoints": [pre.steps]}
     data["pretrain"] = PretrainConfig().model_dump(mode="json")
     data["rl"] = {**data["rl"], "sft_step": None, "sft_seed": None, "trunk": None, "checkpoint": None, "grid": {}}
@@ -35,7 +36,7 @@ def stage_config(cfg: RaysweepConfig) -> RaysweepConfig:
         msgs = []
         for e in exc.errors():
             loc = ".".join(str(x) for x in e["loc"])
-            where = f"pretrain.{loc}: " if loc.split(".")[0] in ("task", "sft") else (f"{loc}: " if loc else "")
+            where = f"pretrain.{loc}: " if loc.split(".")[0] in ("task", "sft", "eval") else (f"{loc}: " if loc else "")
             msgs.append(f"{where}{e['msg'].removeprefix('Value error, ')}")
         raise ConfigError("the pre-training stage's config is invalid:\n  " + "\n  ".join(msgs)) from None
 
@@ -69,7 +70,7 @@ def run_pretrain(cfg: RaysweepConfig, parent_run_id: str | None = None) -> Path:
     from raysweep.train.sft import run_sft
 
     stage = stage_config(cfg)
-    print(f"[pretrain] {cfg.pretrain.steps} steps, task overrides {cfg.pretrain.task or '{}'}, "
-          f"sft overrides {cfg.pretrain.sft or '{}'}", file=sys.stderr)
+    print(f"[pretrain] {cfg.pretrain.steps} steps, overrides: task {cfg.pretrain.task or '{}'}, "
+          f"sft {cfg.pretrain.sft or '{}'}, eval {cfg.pretrain.eval or '{}'}", file=sys.stderr)
     run_sft(stage, parent_run_id=parent_run_id)
     return Path(base_model_path(cfg))

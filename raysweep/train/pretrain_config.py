@@ -20,6 +20,9 @@ class PretrainConfig(BaseModel):
     seed: int = Field(0, description="Seed of the stage (data order, expert choice).")
     task: dict[str, Any] = Field(
         default_factory=dict, description="Overrides of the task section for this stage, e.g. {face_values: [1, 13]}.")
+    eval: dict[str, Any] = Field(
+        default_factory=dict, description="Overrides of the eval section for this stage (its one checkpoint's "
+                                          "evaluation), e.g. {n: 16} where the stage's task has a small pool.")
     sft: dict[str, Any] = Field(
         default_factory=dict, description="Overrides of the sft section for this stage (learning_rate, num_examples, "
                                           "per_device_batch_size, ...); seeds and checkpoints come from seed and steps.")
