@@ -41,3 +41,21 @@ def test_what_is_missing_or_contrary_is_said(tmp_path):
 
     assert peak_then_fall(a, "ood", early=0.1).verdict == PARTLY
     assert peak_then_fall(a, "id").verdict in (PARTLY, ABSENT)  # flat ID: no significant fall
+
+
+def test_a_flat_curve_or_a_peak_at_the_base_is_not_the_paper_finding(tmp_path):
+    import dataclasses
+
+    from raysweep.boundary.findings import peak_then_fall
+
+    _, sdir = synthetic_sweep(tmp_path)
+    a = analyse(sdir)
+    curve = a.curves[(0, "ood")]
+    for seed in (0, 1):  # the base as the highest point: SFT only erodes
+        a.curves[(seed, "ood")] = [(curve[0][0], 0.9, 0.8, 1.0)] + curve[1:]
+        a.peaks[(seed, "ood")] = dataclasses.replace(a.peaks[(seed, "ood")], step=0, accuracy=0.9)
+    f = peak_then_fall(a, "ood")
+    assert f.verdict == PARTLY and "no rise" in f.evidence
+    for seed in (0, 1):
+        a.curves[(seed, "ood")] = [(s, 0.0, 0.0, 0.03) for s, *_ in curve]
+    assert peak_then_fall(a, "ood").verdict == ABSENT and "flat" in peak_then_fall(a, "ood").evidence

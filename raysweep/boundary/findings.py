@@ -2,8 +2,9 @@
 summary (pure: the inputs are an :class:`Analysis` and the ``spectral.json`` dict), each verdict with the
 numbers behind it. The thresholds are the reproduction targets of the CPU testbeds:
 
-1. OOD accuracy peaks in the first ``early`` share of the trunk, then falls significantly (the paired
-   difference last length − peak, mean over seeds, has its 95% interval below 0);
+1. OOD accuracy rises from the base to a peak in the first ``early`` share of the trunk, then falls
+   significantly (the paired difference last length − peak, mean over seeds, has its 95% interval
+   below 0); a peak at the base itself (no rise) with a fall is "partly";
 2. RL from some SFT length where SFT had lost OOD accuracy recovers at least ``half`` of the loss, with a
    significant gain (mean over seeds);
 3. the recovery window has a closed edge: on at least one side, RL does not recover;
@@ -44,12 +45,20 @@ def peak_then_fall(a: Analysis, rule: str, early: float = 0.4) -> Finding:
     base = {s: a.curves[(s, rule)][0][1] for s in seeds}
     fall = over_seeds([a.falls[(s, rule)] for s in seeds])
     is_early = all(p.step <= early * last for p in peaks.values())
+    rose = all(p.step > 0 and p.accuracy > base[s] for s, p in peaks.items())  # a rise from the base, as in the paper
     evidence = (f"peak at SFT length {', '.join(str(peaks[s].step) for s in seeds)} of {last} (seeds {seeds}); "
                 f"peak {', '.join(f'{peaks[s].accuracy:.3f}' for s in seeds)} vs base "
                 f"{', '.join(f'{base[s]:.3f}' for s in seeds)}; length {last} − peak = {fall.value:+.3f} "
                 f"[{fall.low:+.3f}, {fall.high:+.3f}] (paired, mean over {len(seeds)} seed(s))")
-    verdict = APPEARED if is_early and fall.significant_loss else (
-        PARTLY if is_early or fall.significant_loss else ABSENT)
+    flat = all(max(c[1] for c in a.curves[(s, rule)]) == min(c[1] for c in a.curves[(s, rule)]) for s in seeds)
+    if flat:
+        verdict, evidence = ABSENT, f"flat: {rule.upper()} accuracy {base[seeds[0]]:.3f} at every SFT length; " + evidence
+    elif is_early and rose and fall.significant_loss:
+        verdict = APPEARED
+    else:
+        verdict = PARTLY if fall.significant_loss or (is_early and rose) else ABSENT
+        if not rose:
+            evidence += "; no rise: the peak is the base model itself"
     return Finding(1, claim, verdict, evidence)
 
 
