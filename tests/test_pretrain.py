@@ -37,7 +37,7 @@ def test_short_prompt_keeps_the_rule_wording_and_puts_the_cards_last():
 
 
 def test_fields_added_later_leave_old_ids_alone():
-    assert TaskConfig().identity() == TaskConfig().model_dump(mode="json", exclude={"prompt_style", "face_values"})
+    assert TaskConfig().identity() == TaskConfig().model_dump(mode="json", exclude={"prompt_style", "face_values", "face_tied"})
     assert "prompt_style" in TaskConfig(prompt_style="short").identity()
     assert TaskConfig(face_values=(1, 13)).identity()["face_values"] == [1, 13]
 
@@ -57,6 +57,9 @@ def test_varied_rules_are_stated_solvable_and_never_an_evaluated_rule():
         assert score(row["cards"], answer, rule.values, cfg.target).correct  # the expert reads the stated values
     with pytest.raises(ValueError, match="face_values"):
         rl_dataset(cfg, 4, seed=0)
+    tied = deal_varied(cfg.model_copy(update={"face_tied": 0.5}), 400, seed=1, purpose="sft")
+    share = sum(len({rule.value(r) for r in "JQK"}) == 1 for _, rule in tied) / len(tied)
+    assert 0.4 < share < 0.6 and "count as '9'" in " ".join(rule.text() for _, rule in tied)
     with pytest.raises(ValueError):
         TaskConfig(face_values=(5, 5))
 

@@ -73,7 +73,7 @@ BUILTIN_RULES: dict[str, Rule] = {
 }
 
 Purpose = Literal["sft", "rl", "eval"]
-_LATER_FIELDS = {"prompt_style": "paper", "face_values": None}
+_LATER_FIELDS = {"prompt_style": "paper", "face_values": None, "face_tied": 0.0}
 """TaskConfig fields added after trunks were first made, with the default that leaves data unchanged."""
 
 
@@ -102,6 +102,10 @@ class TaskConfig(BaseModel):
         None, description="Vary the rule per SFT/RL example (a pre-training stage that teaches reading the rule): "
         "J, Q and K each count as a random value in [low, high], stated in the prompt; a draw equal to an "
         "evaluated rule is redrawn. None: every example uses train_rule.")
+    face_tied: float = Field(
+        0.0, ge=0.0, le=1.0, description="With face_values: the share of rules where J, Q and K share one value "
+        "(the ID rule's phrasing, \"count as 'v'\"); the others draw each value on its own (the OOD rule's "
+        "phrasing, \"count as 'a', 'b', and 'c' respectively\").")
 
     @field_validator("ranks", mode="before")
     @classmethod
@@ -350,7 +354,10 @@ def deal_varied(cfg: TaskConfig, n: int, seed: int, purpose: Purpose) -> list[tu
         stall += 1
         if stall > 20_000:
             raise ValueError(f"could only deal {len(out)} of {n} varied-rule hands; widen task.face_values or task.ranks")
-        face = {r: rng.randint(lo, hi) for r in faces}
+        if cfg.face_tied and rng.random() < cfg.face_tied:
+            face = dict.fromkeys(faces, rng.randint(lo, hi))
+        else:
+            face = {r: rng.randint(lo, hi) for r in faces}
         if any(all(e.value(r) == v for r, v in face.items()) for e in evaluated):
             continue
         rule = Rule("varied", _rule_values(face))
