@@ -1,7 +1,9 @@
-"""The analogue's building blocks (pure or fast): tiny shapes, short prompts, varied-rule data, the
-pre-training stage's config and ids, and RL cells from a subset of SFT lengths."""
+"""The analogue's building blocks: tiny shapes, short prompts, varied-rule data, the
+pre-training stage's config and ids (and, integration, the stage trained on Ray before a trunk), RL cells from a
+subset of SFT lengths."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -37,7 +39,8 @@ def test_short_prompt_keeps_the_rule_wording_and_puts_the_cards_last():
 
 
 def test_fields_added_later_leave_old_ids_alone():
-    assert TaskConfig().identity() == TaskConfig().model_dump(mode="json", exclude={"prompt_style", "face_values", "face_tied"})
+    assert TaskConfig().identity() == TaskConfig().model_dump(mode="json", exclude={"prompt_style", "face_values", "face_tied",
+                                                                                          "target_values"})
     assert "prompt_style" in TaskConfig(prompt_style="short").identity()
     assert TaskConfig(face_values=(1, 13)).identity()["face_values"] == [1, 13]
 
@@ -47,21 +50,36 @@ def test_varied_rules_are_stated_solvable_and_never_an_evaluated_rule():
     pairs = deal_varied(cfg, 300, seed=1, purpose="sft")
     assert pairs == deal_varied(cfg, 300, seed=1, purpose="sft")  # deterministic
     evaluated = [cfg.rule(r) for r in cfg.eval_rules]
-    faces = {tuple(rule.value(r) for r in "JQK") for _, rule in pairs}
+    faces = {tuple(rule.value(r) for r in "JQK") for _, rule, _ in pairs}
     assert len(faces) > 50 and all(f != tuple(e.value(r) for r in "JQK") for f in faces for e in evaluated)
     assert all(9 <= v <= 13 for f in faces for v in f)
     ds = sft_dataset(cfg, 40, seed=1)
-    for row, (hand, rule) in zip(ds, deal_varied(cfg, 40, seed=1, purpose="sft"), strict=True):
+    assert all(target == cfg.target for _, _, target in pairs)
+    for row, (hand, rule, _) in zip(ds, deal_varied(cfg, 40, seed=1, purpose="sft"), strict=True):
         prompt, answer = row["prompt"][0]["content"], row["completion"][0]["content"]
         assert row["cards"] == list(hand) and rule.text() in prompt
         assert score(row["cards"], answer, rule.values, cfg.target).correct  # the expert reads the stated values
     with pytest.raises(ValueError, match="face_values"):
         rl_dataset(cfg, 4, seed=0)
     tied = deal_varied(cfg.model_copy(update={"face_tied": 0.5}), 400, seed=1, purpose="sft")
-    share = sum(len({rule.value(r) for r in "JQK"}) == 1 for _, rule in tied) / len(tied)
-    assert 0.4 < share < 0.6 and "count as '9'" in " ".join(rule.text() for _, rule in tied)
+    share = sum(len({rule.value(r) for r in "JQK"}) == 1 for _, rule, _ in tied) / len(tied)
+    assert 0.4 < share < 0.6 and "count as '9'" in " ".join(rule.text() for _, rule, _ in tied)
     with pytest.raises(ValueError):
         TaskConfig(face_values=(5, 5))
+
+
+def test_varied_targets_are_stated_reached_and_never_the_task_target():
+    cfg = TaskConfig(num_cards=3, prompt_style="short", face_values=(1, 13), target_values=(12, 36))
+    triples = deal_varied(cfg, 300, seed=2, purpose="sft")
+    targets = [t for _, _, t in triples]
+    assert len(set(targets)) > 15 and 24 not in targets and all(12 <= t <= 36 for t in targets)
+    for row, (hand, rule, target) in zip(sft_dataset(cfg, 40, seed=2), triples[:40], strict=True):
+        prompt, answer = row["prompt"][0]["content"], row["completion"][0]["content"]
+        assert f"make {target}." in prompt and answer.endswith(f"={target}")
+        assert score(row["cards"], answer, rule.values, target).correct
+    with pytest.raises(ValueError, match="target_values"):
+        TaskConfig(target_values=(12, 36))  # without face_values: the SFT/RL/eval target stays task.target
+    assert TaskConfig(face_values=(1, 13)).identity() == TaskConfig(face_values=(1, 13), target_values=None).identity()
 
 
 def test_pretrain_stage_config_and_lineage(tmp_path):
@@ -72,6 +90,12 @@ def test_pretrain_stage_config_and_lineage(tmp_path):
     assert stage.sft.learning_rate == 2e-3 and stage.sft.num_examples == 64
     assert stage.sft.seeds == (0,) and stage.sft.checkpoints == (30,) and stage.pretrain.steps == 0
     assert stage_config(load_config(None, PRE + ["pretrain.eval={n: 7}"])).eval.n == 7
+    # earlier lengths of the stage: the same trunk, so a later pretrain.steps=10 finds its base trained
+    curve = load_config(None, PRE + ["pretrain.checkpoints=[10, 20]", f"output_dir={tmp_path}"])
+    assert stage_config(curve).sft.checkpoints == (10, 20, 30)
+    shorter = load_config(None, PRE + ["pretrain.steps=10", f"output_dir={tmp_path}"])
+    assert config_trunk_id(stage_config(curve)) == config_trunk_id(stage_config(shorter)) == config_trunk_id(stage)
+    assert config_trunk_id(shorter) != config_trunk_id(cfg)  # while the SFT trunks on it are others
     # the SFT trunks start from the stage: their id names it, so another stage gives other trunks
     plain = load_config(None, ["model.name=tiny", f"output_dir={tmp_path}"])
     other = load_config(None, PRE[:-1] + ["pretrain.sft={learning_rate: 1e-3}", f"output_dir={tmp_path}"])
@@ -90,6 +114,7 @@ def test_pretrain_stage_config_and_lineage(tmp_path):
     ("pretrain.sft={checkpoints: [5]}", "pretrain.sft.checkpoints"),
     ("pretrain.sft={learning_rate: -1}", "pretrain.sft.learning_rate"),
     ("pretrain.eval={n: 0}", "pretrain.eval.n"),
+    ("pretrain.checkpoints=[30]", "pretrain.checkpoints"),
 ])
 def test_bad_pretrain_overrides_name_the_field(override, words):
     with pytest.raises(ConfigError, match=words.replace(".", r"\.")):
@@ -111,3 +136,38 @@ def test_an_evaluation_pool_too_small_fails_before_training(tmp_path):
     cfg = load_config(None, [f"output_dir={tmp_path}", "task.num_cards=3", "eval.n=128", "tracking.enabled=false"])
     with pytest.raises(ConfigError, match="eval.n / task: could only deal"):
         for_workers(cfg)
+
+
+@pytest.mark.integration
+def test_pretrain_stage_then_trunk_on_ray(tmp_path):
+    """`raysweep sft` with a pre-training stage: the stage is trained first (an ordinary trunk on Ray Train),
+    its checkpoint is the base every trunk starts from (step 0 = the pre-trained weights, not the random
+    init), and a rerun trains nothing."""
+    import torch
+    from safetensors.torch import load_file
+
+    from raysweep.models import resolve
+    from raysweep.train.sft import run_sft
+
+    cfg = load_config(None, [
+        "model.name=tiny", "task.num_cards=3", "task.prompt_style=short", "task.eval_fraction=0.5",
+        "eval.n=8", "eval.max_new_tokens=24", "sft.per_device_batch_size=8", "sft.num_examples=32",
+        "sft.learning_rate=3e-3", "sft.warmup_steps=0", "sft.num_workers=1", "sft.checkpoints=[0, 2]",
+        "pretrain.steps=3", "pretrain.task={face_values: [1, 13], face_tied: 0.5}",
+        "pretrain.sft={num_examples: 48}", "tracking.enabled=false", f"output_dir={tmp_path / 'out'}"])
+    (tdir,) = run_sft(cfg)
+    base = base_model_path(cfg)
+    assert T.read_manifest(T.checkpoint_dir(Path(base).parent.parent, 3))["step"] == 3
+
+    def weights(path):
+        return load_file(str(Path(path) / "model.safetensors"))
+
+    init, pre, step0, step2 = (weights(p) for p in (resolve("tiny"), base, T.checkpoint_dir(tdir, 0),
+                                                     T.checkpoint_dir(tdir, 2)))
+    assert all(torch.equal(pre[k], step0[k]) for k in pre)  # the trunk starts from the stage
+    assert sum(not torch.equal(init[k], pre[k]) for k in init) >= len(init) - 1  # which trained
+    assert sum(not torch.equal(step0[k], step2[k]) for k in step0) >= len(step0) - 1  # and so did SFT
+    stage = [r for r in T.read_results(Path(base).parent.parent) if r["kind"] == "train"]
+    assert [r["step"] for r in stage] == [1, 2, 3] and all(0 < r["loss"] < 10 for r in stage)
+    results = list(T.read_results(tdir))
+    assert run_sft(cfg) == [tdir] and list(T.read_results(tdir)) == results  # nothing retrained

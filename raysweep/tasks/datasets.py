@@ -63,13 +63,15 @@ def _rows(cfg: TaskConfig, hands, rule_name: str, rng: random.Random | None, wit
 
 def sft_dataset(cfg: TaskConfig, n: int, seed: int, expert: ExpertPolicy = "random", unique: bool = False) -> Dataset:
     """``n`` SFT examples under the training rule (training pool); with ``task.face_values``, each under
-    its own varied rule (the ``rule`` column reads ``varied``, the prompt states the values)."""
+    its own varied rule (the ``rule`` column reads ``varied``, the prompt states the values) and, with
+    ``task.target_values``, its own target."""
     rng = random.Random(f"raysweep:expert:{seed}") if expert == "random" else None
     if cfg.face_values is not None:
         cols: dict[str, list] = {"prompt": [], "cards": [], "rule": [], "completion": [], "formula": []}
-        for hand, rule in deal_varied(cfg, n, seed, "sft"):
-            formula, answer = expert_answer(hand, rule, cfg, rng)
-            cols["prompt"].append(prompt_messages(hand, rule, cfg))
+        for hand, rule, target in deal_varied(cfg, n, seed, "sft"):
+            here = cfg if target == cfg.target else cfg.model_copy(update={"target": target})
+            formula, answer = expert_answer(hand, rule, here, rng)
+            cols["prompt"].append(prompt_messages(hand, rule, here))
             cols["cards"].append(list(hand))
             cols["rule"].append(rule.name)
             cols["completion"].append([{"role": "assistant", "content": answer}])

@@ -73,7 +73,7 @@ BUILTIN_RULES: dict[str, Rule] = {
 }
 
 Purpose = Literal["sft", "rl", "eval"]
-_LATER_FIELDS = {"prompt_style": "paper", "face_values": None, "face_tied": 0.0}
+_LATER_FIELDS = {"prompt_style": "paper", "face_values": None, "face_tied": 0.0, "target_values": None}
 """TaskConfig fields added after trunks were first made, with the default that leaves data unchanged."""
 
 
@@ -106,6 +106,11 @@ class TaskConfig(BaseModel):
         0.0, ge=0.0, le=1.0, description="With face_values: the share of rules where J, Q and K share one value "
         "(the ID rule's phrasing, \"count as 'v'\"); the others draw each value on its own (the OOD rule's "
         "phrasing, \"count as 'a', 'b', and 'c' respectively\").")
+
+    target_values: tuple[int, int] | None = Field(
+        None, description="With face_values: vary the target too, per example, in [low, high] (stated in the prompt; "
+        "never ``target`` itself), so a pre-trained base can reach any stated target but has not practised the "
+        "evaluated one. None: every example's target is ``target``.")
 
     @field_validator("ranks", mode="before")
     @classmethod
@@ -141,6 +146,13 @@ class TaskConfig(BaseModel):
             raise ValueError(f"give [low, high] with 1 <= low < high <= 99, not {list(v)}")
         return v
 
+    @field_validator("target_values")
+    @classmethod
+    def _targets(cls, v):
+        if v is not None and not (1 <= v[0] < v[1] <= 10_000):
+            raise ValueError(f"give [low, high] with 1 <= low < high <= 10000, not {list(v)}")
+        return v
+
     def identity(self, exclude: set[str] = frozenset()) -> dict:
         """The fields that shape data, as JSON; fields added later are left out at their defaults, so
         the ids of trunks and runs made before they existed stay the same."""
@@ -160,6 +172,9 @@ class TaskConfig(BaseModel):
                                      "(define new ones under task.rules)")
         if len(self.ranks) * 4 < self.num_cards:
             raise ValueError(f"task.ranks: {len(self.ranks)} ranks (4 of each) cannot deal {self.num_cards} cards")
+        if self.target_values is not None and self.face_values is None:
+            raise ValueError("task.target_values varies the target of varied-rule examples only: set task.face_values "
+                             "too (a pre-training stage), or unset target_values")
         if self.answer_format not in ANSWER_FORMATS:
             raise ValueError(f"task.answer_format must be one of {ANSWER_FORMATS}")
         return self
@@ -338,35 +353,44 @@ def deal(
     return out
 
 
-def deal_varied(cfg: TaskConfig, n: int, seed: int, purpose: Purpose) -> list[tuple[tuple[str, ...], Rule]]:
-    """``n`` solvable (hand, rule) pairs whose face values vary (``task.face_values``): a fresh rule per hand,
-    never equal (on the dealt ranks) to an evaluated rule, from the ``purpose`` pool (training or evaluation)."""
+def deal_varied(cfg: TaskConfig, n: int, seed: int, purpose: Purpose) -> list[tuple[tuple[str, ...], Rule, int]]:
+    """``n`` solvable (hand, rule, target) triples whose face values vary (``task.face_values``): a fresh rule
+    per hand, never equal (on the dealt ranks) to an evaluated rule, from the ``purpose`` pool (training or
+    evaluation); the target is ``task.target``, or with ``task.target_values`` a fresh one per hand, never
+    ``task.target``."""
     if cfg.face_values is None:
         raise ValueError("task.face_values is not set: there is no varied rule to deal")
     lo, hi = cfg.face_values
     evaluated = [cfg.rule(r) for r in cfg.eval_rules]
-    rng = _rng(purpose, f"varied{lo}-{hi}", seed)
+    stream = f"varied{lo}-{hi}" + (f"-targets{cfg.target_values[0]}-{cfg.target_values[1]}" if cfg.target_values else "")
+    rng = _rng(purpose, stream, seed)
     deck = [r for r in cfg.ranks for _ in range(4)]
     faces = [r for r in FACE_RANKS if r in cfg.ranks]
-    out: list[tuple[tuple[str, ...], Rule]] = []
+    out: list[tuple[tuple[str, ...], Rule, int]] = []
     stall = 0
     while len(out) < n:
         stall += 1
         if stall > 20_000:
-            raise ValueError(f"could only deal {len(out)} of {n} varied-rule hands; widen task.face_values or task.ranks")
+            raise ValueError(f"could only deal {len(out)} of {n} varied-rule hands; widen task.face_values, "
+                             "task.target_values or task.ranks")
         if cfg.face_tied and rng.random() < cfg.face_tied:
             face = dict.fromkeys(faces, rng.randint(lo, hi))
         else:
             face = {r: rng.randint(lo, hi) for r in faces}
         if any(all(e.value(r) == v for r, v in face.items()) for e in evaluated):
             continue
+        target = cfg.target
+        if cfg.target_values is not None:
+            target = rng.randint(*cfg.target_values)
+            if target == cfg.target:
+                continue
         rule = Rule("varied", _rule_values(face))
         hand = tuple(rng.sample(deck, cfg.num_cards))
         if in_eval_pool(hand, cfg) != (purpose == "eval"):
             continue
-        if not is_solvable([rule.value(c) for c in hand], cfg.target):
+        if not is_solvable([rule.value(c) for c in hand], target):
             continue
-        out.append((hand, rule))
+        out.append((hand, rule, target))
         stall = 0
     return out
 

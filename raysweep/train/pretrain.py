@@ -14,8 +14,8 @@ from raysweep.train.pretrain_config import PretrainConfig
 
 
 def stage_config(cfg: RaysweepConfig) -> RaysweepConfig:
-    """The config of the pre-training trunk: ``task``/``sft`` with the stage's overrides, one seed, one
-    checkpoint at ``pretrain.steps``, no pre-training of its own."""
+    """The config of the pre-training trunk: ``task``/``sft`` with the stage's overrides, one seed,
+    checkpoints at ``pretrain.steps`` and ``pretrain.checkpoints``, no pre-training of its own."""
     pre = cfg.pretrain
     if not pre.steps:
         raise ConfigError("pretrain.steps is 0: this config has no pre-training stage")
@@ -26,7 +26,8 @@ def stage_config(cfg: RaysweepConfig) -> RaysweepConfig:
     data = cfg.model_dump(mode="json")
     data["task"] = {**data["task"], **pre.task}
     data["eval"] = {**data["eval"], **pre.eval}
-    data["sft"] = {**data["sft"], **pre.sft, "seeds": [pre.seed], "checkpoints": [pre.steps]}
+    data["sft"] = {**data["sft"], **pre.sft, "seeds": [pre.seed],
+                   "checkpoints": sorted({*pre.checkpoints, pre.steps})}
     data["pretrain"] = PretrainConfig().model_dump(mode="json")
     data["rl"] = {**data["rl"], "sft_step": None, "sft_seed": None, "trunk": None, "checkpoint": None, "grid": {}}
     data["sweep"] = {**data["sweep"], "rl_from": None}

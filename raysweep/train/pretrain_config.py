@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class PretrainConfig(BaseModel):
@@ -18,6 +18,9 @@ class PretrainConfig(BaseModel):
 
     steps: int = Field(0, ge=0, description="Optimizer steps of the stage; 0: no pre-training (the base is model.name).")
     seed: int = Field(0, description="Seed of the stage (data order, expert choice).")
+    checkpoints: tuple[int, ...] = Field(
+        (), description="Earlier stage lengths also checkpointed and evaluated (the base's learning curve); the "
+                        "same stage serves pretrain.steps set to any of them later, without training again.")
     task: dict[str, Any] = Field(
         default_factory=dict, description="Overrides of the task section for this stage, e.g. {face_values: [1, 13]}.")
     eval: dict[str, Any] = Field(
@@ -26,3 +29,11 @@ class PretrainConfig(BaseModel):
     sft: dict[str, Any] = Field(
         default_factory=dict, description="Overrides of the sft section for this stage (learning_rate, num_examples, "
                                           "per_device_batch_size, ...); seeds and checkpoints come from seed and steps.")
+
+    @model_validator(mode="after")
+    def _earlier(self) -> "PretrainConfig":
+        bad = [s for s in self.checkpoints if not 0 < s < self.steps]
+        if bad:
+            raise ValueError(f"pretrain.checkpoints: {bad} are not between 0 and pretrain.steps ({self.steps}); "
+                             "list earlier lengths of the stage only")
+        return self
