@@ -71,6 +71,11 @@ def _band(ax, series, label, band_alpha: float = 0.15, **kw):
     ax.fill_between(xs, [p[2] for p in series], [p[3] for p in series], alpha=band_alpha, color=line.get_color())
 
 
+def labelled(title: str, label: str | None) -> str:
+    """A figure title with the sweep's caption (``sweep.label``) on a second line."""
+    return f"{title}\n{label}" if label else title
+
+
 def plot_run(records: Sequence[dict], path: Path, title: str, train_metric: str = "reward",
              xlabel: str = "step") -> Path | None:
     """Accuracy (95% interval bands) per rule against ``xlabel``, and the training metric ``train_metric``

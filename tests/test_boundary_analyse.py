@@ -113,3 +113,16 @@ def test_report_command_prints_the_findings_and_refuses_a_non_sweep(tmp_path, ca
     assert "ood, learning_rate=1e-06: recovers from SFT length 20 to 40" in out  # both gains clear 0.05
     assert main(["report", str(tmp_path / "nothing")]) == 2
     assert "not a sweep directory" in capsys.readouterr().err
+
+
+def test_a_sweep_label_captions_the_report_and_leaves_the_sweep_name_alone(tmp_path):
+    from raysweep.boundary.report import write_report
+    from raysweep.sweep.run import sweep_name
+
+    cfg, sdir = synthetic_sweep(tmp_path)
+    captioned = cfg.model_copy(update={"sweep": cfg.sweep.model_copy(update={"label": "ANALOGUE: a test"})})
+    (sdir / "config.yaml").write_text(captioned.to_yaml())
+    files = write_report(sdir, log_to_mlflow=False)
+    assert "# Recovery report: s\n\n**ANALOGUE: a test**\n" in (sdir / "report" / "report.md").read_text()
+    assert len([f for f in files if f.suffix == ".png"]) == 6
+    assert sweep_name(captioned) == sweep_name(cfg) and cfg.sweep.name is None  # a caption, not an identity

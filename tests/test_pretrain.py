@@ -164,8 +164,10 @@ def test_pretrain_stage_then_trunk_on_ray(tmp_path):
 
     init, pre, step0, step2 = (weights(p) for p in (resolve("tiny"), base, T.checkpoint_dir(tdir, 0),
                                                      T.checkpoint_dir(tdir, 2)))
-    assert all(torch.equal(pre[k], step0[k]) for k in pre)  # the trunk starts from the stage
-    assert sum(not torch.equal(init[k], pre[k]) for k in init) >= len(init) - 1  # which trained
+    # (a tied lm_head is saved once or twice depending on who saved the checkpoint: compare what both hold)
+    assert set(step0) <= set(pre) and all(torch.equal(pre[k], step0[k]) for k in step0)  # the trunk starts from the stage
+    shared = set(init) & set(pre)
+    assert sum(not torch.equal(init[k], pre[k]) for k in shared) >= len(shared) - 1  # which trained
     assert sum(not torch.equal(step0[k], step2[k]) for k in step0) >= len(step0) - 1  # and so did SFT
     stage = [r for r in T.read_results(Path(base).parent.parent) if r["kind"] == "train"]
     assert [r["step"] for r in stage] == [1, 2, 3] and all(0 < r["loss"] < 10 for r in stage)

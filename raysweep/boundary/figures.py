@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from raysweep.boundary.analyse import Analysis, settings_label
-from raysweep.plots import _band, _pyplot
+from raysweep.plots import _band, _pyplot, labelled
 
 
 def _rule_name(rule: str) -> str:
@@ -49,7 +49,7 @@ def recovery_figure(a: Analysis, rule: str, path: Path) -> Path | None:
         for run in w.runs:
             ax.axvspan(run[0], run[-1] if run[-1] != run[0] else run[0] + 1e-9, color=color, alpha=0.12)
     ax.set(xlabel="SFT steps (RL starts here)", ylabel=f"{_rule_name(rule)} accuracy",
-           title=f"{_rule_name(rule)}: where RL recovers (shaded: significant recovery)")
+           title=labelled(f"{_rule_name(rule)}: where RL recovers (shaded: significant recovery)", a.cfg.sweep.label))
     ax.set_ylim(-0.02, min(1.02, max(0.1, 1.25 * max(tops, default=0.0) + 0.02)))  # room to read low accuracies
     ax.legend(fontsize=7)
     fig.tight_layout()
@@ -78,7 +78,8 @@ def heatmap_figure(a: Analysis, rule: str, path: Path) -> Path | None:
                         color="white" if abs(d.value) > 0.6 * lim else "black")
     ax.set_xticks(range(len(steps)), [str(s) for s in steps])
     ax.set_yticks(range(len(keys)), [settings_label(k[0]) for k in keys], fontsize=7)
-    ax.set(xlabel="SFT steps", title=f"{_rule_name(rule)} recovery by RL (* significant gain, - loss)")
+    ax.set(xlabel="SFT steps", title=labelled(f"{_rule_name(rule)} recovery by RL (* significant gain, - loss)",
+                                         a.cfg.sweep.label))
     fig.colorbar(im, ax=ax, label="after RL − after SFT")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -101,7 +102,8 @@ def loss_figure(a: Analysis, rule: str, path: Path) -> Path | None:
         loss = sorted(a.losses[s].items())
         ax2.plot([p[0] for p in loss], [p[1] for p in loss], color="tab:red", marker="s", linestyle=":",
                  label=f"{loss_rule} evaluation loss (seed {s})")
-    ax.set(xlabel="SFT steps", ylabel=f"{_rule_name(rule)} accuracy", title="accuracy vs evaluation loss along SFT")
+    ax.set(xlabel="SFT steps", ylabel=f"{_rule_name(rule)} accuracy",
+           title=labelled("accuracy vs evaluation loss along SFT", a.cfg.sweep.label))
     ax2.set_ylabel(f"{loss_rule} evaluation loss (expert answers)")
     h1, l1 = ax.get_legend_handles_labels()
     h2, l2 = ax2.get_legend_handles_labels()

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Sequence
 
 from raysweep.config import RaysweepConfig
+from raysweep.plots import labelled
 from raysweep.spectral.analysis import Pair, compute, write_tables
 from raysweep.spectral.figures import layers_figure, main_fraction, modules_figure, trunk_figure
 from raysweep.spectral.maths import fraction_key, spearman
@@ -263,7 +264,7 @@ def write(out: Path, pairs: list[Pair], cfg: RaysweepConfig, title: str, *, trun
         steps = [r for r in tables["pairs"] if r["kind"] == "step" and r["seed"] == seed]
         corr[seed] = trunk_correlations(pts, steps, acc, id_losses, f, rule_losses)
         p = trunk_figure(pts, cfg.spectral.fractions, curve, rule, out / f"trunk_seed{seed}.png",
-                         f"trunk seed {seed}: rotation vs singular values")
+                         labelled(f"trunk seed {seed}: rotation vs singular values", cfg.sweep.label))
         if p:
             corr[seed]["figure"] = p.name
     from raysweep.train.trunk import write_json_atomic, write_text_atomic

@@ -41,7 +41,9 @@ def sweep_name(cfg: RaysweepConfig) -> str:
         return cfg.sweep.name
     what = cfg.model_copy(update={"sweep": cfg.sweep.model_copy(update={"max_concurrent_trials": None,
                                                                           "storage": None})})
-    return "sweep-" + T.digest(json.loads(what.model_dump_json(exclude={"tracking", "output_dir", "boundary"})))
+    data = json.loads(what.model_dump_json(exclude={"tracking", "output_dir", "boundary"}))
+    data["sweep"].pop("label", None)  # a caption: not what the sweep trains (and added later: old names stay)
+    return "sweep-" + T.digest(data)
 
 
 def sweep_storage(cfg: RaysweepConfig) -> SweepStorage:

@@ -11,6 +11,9 @@ class SweepConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str | None = Field(None, description="Sweep name (its directory); default: sweep-<hash of the config>.")
+    label: str | None = Field(
+        None, description="A caption for what this sweep is (e.g. 'ANALOGUE: a 0.8M model built from scratch'), "
+                          "shown under the report's heading and in the title of every report figure.")
     storage: str | None = Field(
         None, description="Where sweeps live: a directory, or a cloud URI (s3://bucket/prefix, gs://..., options "
         "such as endpoint_override in the query string; Tune's state goes there, the sweep's files are mirrored). "
