@@ -30,22 +30,34 @@ def _eval_seconds(record: dict) -> float:
     return sum(e.get("seconds", 0.0) for e in (record.get("eval") or {}).values())
 
 
-def trunk_times(tdir: Path) -> dict:
+def _inside(t: float, windows: list[tuple[float, float]]) -> bool:
+    return any(lo <= t <= hi for lo, hi in windows)
+
+
+def trunk_times(tdir: Path, windows: list[tuple[float, float]]) -> dict:
+    """Training and evaluation time of a trunk spent inside the sweep's invocations (``windows``); what the
+    sweep found finished (trained earlier, by another command) is counted apart as ``earlier_steps``."""
     rows = _records(tdir)
     train = [r["time"] for r in rows if r.get("kind") == "train"]
-    evals = [r for r in rows if r.get("kind") == "checkpoint"]
-    eval_s = sum(_eval_seconds(r) for r in evals)
-    span = (max(train) - min(train)) if len(train) > 1 else 0.0
-    # checkpoints after the first train record interrupt the training span: their evaluation is not training
-    inside = sum(_eval_seconds(r) for r in evals if train and min(train) < r["time"] <= max(train))
-    return {"steps": len(train), "train_s": max(span - inside, 0.0), "eval_s": eval_s, "evaluations": len(evals)}
+    evals = [r for r in rows if r.get("kind") == "checkpoint" and _inside(r["time"], windows)]
+    train_s = 0.0
+    for lo, hi in windows:
+        ts = [t for t in train if lo <= t <= hi]
+        if len(ts) > 1:  # checkpoints inside the training span interrupt it: their evaluation is not training
+            inside = sum(_eval_seconds(r) for r in evals if min(ts) < r["time"] <= max(ts))
+            train_s += max(max(ts) - min(ts) - inside, 0.0)
+    steps = sum(_inside(t, windows) for t in train)
+    return {"steps": steps, "earlier_steps": len(train) - steps, "train_s": train_s,
+            "eval_s": sum(_eval_seconds(r) for r in evals), "evaluations": len(evals)}
 
 
-def rl_times(rdir: Path) -> dict:
+def rl_times(rdir: Path, windows: list[tuple[float, float]]) -> dict:
     rows = _records(rdir)
     done = next((r for r in rows if r.get("kind") == "done"), {})
+    if done and not _inside(done.get("time", 0.0), windows):
+        return {"steps": 0, "earlier_steps": done.get("max_steps", 0), "train_s": 0.0, "eval_s": 0.0, "evaluations": 0}
     evals = [r for r in rows if r.get("kind") == "eval" and not r.get("reused_from")]
-    return {"steps": done.get("max_steps", 0), "train_s": done.get("train_seconds", 0.0),
+    return {"steps": done.get("max_steps", 0), "earlier_steps": 0, "train_s": done.get("train_seconds", 0.0),
             "eval_s": sum(r.get("eval_seconds", 0.0) for r in evals), "evaluations": len(evals)}
 
 
@@ -56,11 +68,14 @@ def sweep_times(sdir: Path) -> dict:
 
     cfg = load_config(sdir / "config.yaml")
     inv = [r for r in _records(sdir) if r.get("kind") == "invocation"]
-    trunks = {f"seed {s}": trunk_times(config_trunk_dir(cfg, s)) for s in cfg.sft.seeds}
+    # each invocation's record is written at its end: its span is the wall time before that
+    windows = [(r["time"] - r["wall_s"] - r.get("report_s", 0.0) - r.get("spectral_s", 0.0) - 5.0, r["time"] + 5.0)
+               for r in inv]
+    trunks = {f"seed {s}": trunk_times(config_trunk_dir(cfg, s), windows) for s in cfg.sft.seeds}
     if cfg.pretrain.steps:
-        trunks["pre-training"] = trunk_times(stage_trunk_dir(cfg))
+        trunks["pre-training"] = trunk_times(stage_trunk_dir(cfg), windows)
     jobs = json.loads((sdir / "cells.json").read_text())
-    cells = {c.name: rl_times(Path(json.loads(Path(jobs[c.name]).read_text())["run_dir"])) for c in plan_cells(cfg)}
+    cells = {c.name: rl_times(Path(json.loads(Path(jobs[c.name]).read_text())["run_dir"]), windows) for c in plan_cells(cfg)}
     wall = sum(r["wall_s"] + r.get("report_s", 0.0) + r.get("spectral_s", 0.0) for r in inv)
     parts = {
         "pre-training (train)": trunks.get("pre-training", {}).get("train_s", 0.0),
@@ -83,10 +98,13 @@ def markdown(res: dict) -> str:
              "| part | seconds | share |", "|---|---:|---:|"]
     for k, v in res["parts"].items():
         lines.append(f"| {k} | {v:.0f} | {v / max(res['wall_s'], 1e-9):.0%} |")
-    lines += ["", "| stage | steps | train s | s/step | evaluations | eval s |", "|---|---:|---:|---:|---:|---:|"]
+    lines += ["", "Steps trained before the sweep (found finished, by an earlier command) are counted apart, not timed.", "",
+              "| stage | steps | found finished | train s | s/step | evaluations | eval s |",
+              "|---|---:|---:|---:|---:|---:|---:|"]
     for name, v in list(res["trunks"].items()) + list(res["cells"].items()):
         per = v["train_s"] / v["steps"] if v["steps"] else 0.0
-        lines.append(f"| {name} | {v['steps']} | {v['train_s']:.0f} | {per:.2f} | {v['evaluations']} | {v['eval_s']:.0f} |")
+        lines.append(f"| {name} | {v['steps']} | {v['earlier_steps']} | {v['train_s']:.0f} | {per:.2f} | "
+                     f"{v['evaluations']} | {v['eval_s']:.0f} |")
     return "\n".join(lines) + "\n"
 
 
