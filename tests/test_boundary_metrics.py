@@ -72,7 +72,7 @@ def test_recovery_ratio_is_defined_only_where_sft_lost_something():
 
 def test_over_seeds_uses_the_spread_but_never_beats_the_within_seed_interval():
     one = Diff(0.1, 0.02, 0.18, 128)
-    assert over_seeds([one]) == one
+    assert over_seeds([one]) == Diff(0.1, 0.02, 0.18, 1)  # one seed: its own interval; n counts seeds, not hands
     agree = over_seeds([one, one, one])
     assert agree.value == pytest.approx(0.1) and agree.n == 3
     assert agree.low == pytest.approx(0.1 - (3 * 0.08 ** 2) ** 0.5 / 3)  # pooled within-seed half-width

@@ -103,12 +103,13 @@ def ratio(diff: Diff, before: float, peak: float) -> tuple[float, float, float] 
 
 def over_seeds(diffs: Sequence[Diff]) -> Diff:
     """Mean of per-seed differences. Interval: mean ± t(k−1)·sd/√k over seeds, widened where needed to
-    at least the pooled within-seed interval (half-width √(Σ h_i²)/k); one seed: its own interval."""
+    at least the pooled within-seed interval (half-width √(Σ h_i²)/k); one seed: its own interval. The
+    result's ``n`` is the number of seeds (a one-seed result too: its hands are not seeds)."""
     k = len(diffs)
     if k == 0:
         raise ValueError("no seeds to aggregate")
     if k == 1:
-        return diffs[0]
+        return Diff(diffs[0].value, diffs[0].low, diffs[0].high, 1)
     mean = sum(d.value for d in diffs) / k
     sd = math.sqrt(sum((d.value - mean) ** 2 for d in diffs) / (k - 1))
     between = t95(k - 1) * sd / math.sqrt(k)
