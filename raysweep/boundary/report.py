@@ -24,7 +24,8 @@ def _fmt(v) -> str:
 
 
 def markdown(a: Analysis, sweep_name: str, threshold: float, spectral: dict | None = None) -> str:
-    lines = [f"# Recovery report: {sweep_name}", ""] + ([f"**{a.cfg.sweep.label}**", ""] if a.cfg.sweep.label else []) + [
+    caption = [f"**{a.cfg.sweep.label}**", ""] if a.cfg.sweep.label else []
+    lines = [f"# Recovery report: {sweep_name}", "", *caption,
              f"Model `{a.cfg.model.name}`; SFT lengths {list(a.cfg.sft.checkpoints)}, seeds {list(a.cfg.sft.seeds)}; "
              f"{a.cfg.eval.n} evaluation hands per rule. A length is in the window when the 95% interval of "
              f"RL's paired gain (after RL − after SFT, same hands) lies above {threshold:g}.", "",
