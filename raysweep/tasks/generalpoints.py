@@ -139,18 +139,12 @@ class TaskConfig(BaseModel):
             out[name] = mapping
         return out
 
-    @field_validator("face_values")
+    @field_validator("face_values", "target_values")
     @classmethod
-    def _faces(cls, v):
-        if v is not None and not (1 <= v[0] < v[1] <= 99):
-            raise ValueError(f"give [low, high] with 1 <= low < high <= 99, not {list(v)}")
-        return v
-
-    @field_validator("target_values")
-    @classmethod
-    def _targets(cls, v):
-        if v is not None and not (1 <= v[0] < v[1] <= 10_000):
-            raise ValueError(f"give [low, high] with 1 <= low < high <= 10000, not {list(v)}")
+    def _ranges(cls, v, info):
+        top = 99 if info.field_name == "face_values" else 10_000
+        if v is not None and not (1 <= v[0] < v[1] <= top):
+            raise ValueError(f"give [low, high] with 1 <= low < high <= {top}, not {list(v)}")
         return v
 
     def identity(self, exclude: set[str] = frozenset()) -> dict:
