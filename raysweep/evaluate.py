@@ -310,8 +310,8 @@ def evaluate_rule(model, tokenizer, task: TaskConfig, rule: str, cfg: EvalConfig
             loss = (loss[0] + l_sum, loss[1] + l_n)
         answers = [by_index[i] for i in range(len(ds))]
     rule_obj = task.rule(rule)
-    scores = [[score(cards, a, rule_obj, task.target, task.reward) for a in ans]
-              for cards, ans in zip(ds["cards"], answers)]
+    scores = [[score(cards, a, rule_obj, target, task.reward) for a in ans]
+              for cards, target, ans in zip(ds["cards"], ds["target"], answers)]
     res = summarise(rule, answers, [[s.verdict for s in ss] for ss in scores])
     res.seconds = seconds
     res.mean_new_tokens = gen_tokens / max(1, res.n)
@@ -320,7 +320,8 @@ def evaluate_rule(model, tokenizer, task: TaskConfig, rule: str, cfg: EvalConfig
         res.loss = loss[0] / max(1, loss[1])
     res.records = [
         {"cards": cards, "answers": ans, "verdicts": [s.verdict for s in ss], "formulas": [s.formula for s in ss]}
-        for cards, ans, ss in zip(ds["cards"], answers, scores)
+        | ({"target": target} if task.targets is not None else {})
+        for cards, target, ans, ss in zip(ds["cards"], ds["target"], answers, scores)
     ]
     return res
 

@@ -62,6 +62,9 @@ def test_clustered_difference_for_several_samples_per_prompt():
     assert two.value == pytest.approx(0.5)
     with pytest.raises(ValueError, match="same hands"):
         compare_records([{"cards": ["A"], "verdicts": ["correct"]}], [{"cards": ["K"], "verdicts": ["correct"]}])
+    with pytest.raises(ValueError, match="same hands"):  # per-hand targets are part of the pairing
+        compare_records([{"cards": ["A"], "target": 18, "verdicts": ["correct"]}],
+                        [{"cards": ["A"], "target": 20, "verdicts": ["correct"]}])
 
 
 def test_recovery_ratio_is_defined_only_where_sft_lost_something():

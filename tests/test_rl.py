@@ -48,6 +48,16 @@ def test_reward_agrees_with_score_on_every_verdict(scheme):
     assert sum(logged.values()) == pytest.approx(1.0)
 
 
+def test_reward_scores_each_prompt_at_its_own_target():
+    task = TaskConfig(num_cards=3, targets=(12, 36))
+    reward = VerifierReward(task)
+    completions = ["Formula: 10+5+3", "Formula: 10+5+3", "Formula: 10*3-5"]
+    got = reward(completions=completions, cards=[["K", "5", "3"]] * 3, rule=["id"] * 3, target=[18, 24, 25])
+    assert got == [1.0, 0.0, 1.0]
+    with pytest.raises(ValueError, match="no 'target' column"):
+        reward(completions=completions, cards=[["K", "5", "3"]] * 3, rule=["id"] * 3)
+
+
 def test_reward_refuses_a_dataset_without_its_columns():
     with pytest.raises(ValueError, match="'cards' and 'rule' columns"):
         VerifierReward(TaskConfig())(completions=["Formula: 1+1"], cards=[], rule=[])

@@ -9,6 +9,7 @@ from raysweep.tasks.generalpoints import (
     FACE_RANKS,
     TaskConfig,
     deal,
+    deal_targets,
     describe_rule,
     hand_key,
     in_eval_pool,
@@ -102,7 +103,45 @@ def test_datasets_are_deterministic_and_shaped_for_trl():
     cfg = TaskConfig()
     assert sft_dataset(cfg, 30, 1)["formula"] == sft_dataset(cfg, 30, 1)["formula"]
     rl = rl_dataset(cfg, 16, 0)
-    assert set(rl.column_names) == {"prompt", "cards", "rule"}
+    assert set(rl.column_names) == {"prompt", "cards", "rule", "target"} and set(rl["target"]) == {24}
     ev = eval_dataset(cfg, "ood", 32)
     assert set(ev.column_names) >= {"prompt", "cards", "rule", "completion"}
     assert all(r == "ood" for r in ev["rule"])
+
+
+def test_per_hand_targets_widen_the_pools_and_are_stated_and_reached():
+    plain = TaskConfig(num_cards=3, prompt_style="short", eval_fraction=0.5)
+    # unset, nothing changes: the same hands (so the same data and trunk ids) and the one target
+    assert [h for h, _ in deal_targets(plain, "id", 40, 0, "sft")] == deal(plain, "id", 40, 0, "sft")
+    assert {t for _, t in deal_targets(plain, "ood", 40, 0, "eval")} == {24}
+    assert "targets" not in plain.identity()
+    cfg = plain.model_copy(update={"targets": (12, 36)})
+    assert cfg.identity()["targets"] == [12, 36]
+    with pytest.raises(ValueError, match="deal_targets"):
+        deal(cfg, "id", 5, 0, "sft")
+    pairs = deal_targets(cfg, "ood", 300, 0, "eval")
+    assert pairs == deal_targets(cfg, "ood", 300, 0, "eval") and len(set(pairs)) == 300  # unique pairs
+    assert all(12 <= t <= 36 for _, t in pairs) and len({t for _, t in pairs}) > 15
+    assert all(is_solvable([BUILTIN_RULES["ood"].value(c) for c in h], t) for h, t in pairs)
+    # one target holds only a few dozen 3-card ID training multisets; the range holds many (multiset, target) pairs
+    with pytest.raises(ValueError, match="pool is too small"):
+        deal(plain, "id", 300, 0, "sft", unique=True)
+    assert len({(hand_key(h), t) for h, t in deal_targets(cfg, "id", 300, 0, "sft", unique=True)}) > 200
+    # the split stays by multiset, whatever the target
+    train = {hand_key(h) for h, _ in deal_targets(cfg, "id", 500, 0, "sft") + deal_targets(cfg, "id", 500, 0, "rl")}
+    evals = {hand_key(h) for r in ("id", "ood") for h, _ in deal_targets(cfg, r, 300, 0, "eval")}
+    assert train and evals and not (train & evals)
+    # every row states its own target, its expert answer reaches it, and RL/eval rows carry it
+    for ds in (sft_dataset(cfg, 30, 0), eval_dataset(cfg, "ood", 30)):
+        for row in ds:
+            assert f"make {row['target']}." in row["prompt"][0]["content"]
+            rule = "ood" if row["rule"] == "ood" else "id"
+            assert score(row["cards"], row["completion"][0]["content"], rule, row["target"]).verdict == "correct"
+    assert rl_dataset(cfg, 16, 0)["target"] == [t for _, t in deal_targets(cfg, "id", 16, 0, "rl")]
+
+
+def test_per_hand_targets_are_validated():
+    with pytest.raises(ValueError, match=r"\[low, high\]"):
+        TaskConfig(targets=(30, 12))
+    with pytest.raises(ValueError, match="target_values"):  # a varied-rule stage has its own target range
+        TaskConfig(targets=(12, 36), face_values=(1, 13))

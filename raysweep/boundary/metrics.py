@@ -119,9 +119,9 @@ def over_seeds(diffs: Sequence[Diff]) -> Diff:
 
 
 def correctness(records: Sequence[dict]) -> tuple[list[tuple], list[float]]:
-    """From an evaluation's per-prompt records: the prompts' keys (cards, in order) and each prompt's
-    share of correct answers."""
-    keys = [tuple(r["cards"]) for r in records]
+    """From an evaluation's per-prompt records: the prompts' keys (cards in order, and the hand's target
+    where the task has per-hand targets) and each prompt's share of correct answers."""
+    keys = [(tuple(r["cards"]), r.get("target")) for r in records]
     shares = [sum(v == "correct" for v in r["verdicts"]) / max(1, len(r["verdicts"])) for r in records]
     return keys, shares
 

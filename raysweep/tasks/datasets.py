@@ -4,9 +4,9 @@ All are conversational (lists of chat messages), so TRL renders them with the mo
 
 - ``sft_dataset``: ``prompt`` / ``completion`` (TRL trains on the completion only), ID rule, training pool;
   the completion is an expert answer built from an exact solver solution.
-- ``rl_dataset``: ``prompt`` plus ``cards`` and ``rule`` columns for the verifier reward.
-- ``eval_dataset``: ``prompt``, ``cards``, ``rule`` and an expert ``completion`` (for eval loss), from
-  the evaluation pool; unique hands.
+- ``rl_dataset``: ``prompt`` plus ``cards``, ``rule`` and ``target`` columns for the verifier reward.
+- ``eval_dataset``: ``prompt``, ``cards``, ``rule``, ``target`` and an expert ``completion`` (for eval loss),
+  from the evaluation pool; unique hands (unique (hand, target) pairs with ``task.targets``).
 
 Same arguments, same rows, on any machine.
 """
@@ -20,7 +20,7 @@ from typing import Literal
 from datasets import Dataset
 
 from raysweep.tasks.answers import render_answer
-from raysweep.tasks.generalpoints import Rule, TaskConfig, deal, deal_varied, prompt_messages
+from raysweep.tasks.generalpoints import Rule, TaskConfig, deal_targets, deal_varied, prompt_messages
 from raysweep.tasks.solver import solve
 
 ExpertPolicy = Literal["first", "random"]
@@ -33,29 +33,32 @@ def _solutions(values: tuple[int, ...], target: int) -> tuple[str, ...]:
 
 
 def expert_answer(hand: tuple[str, ...], rule_name: str | Rule, cfg: TaskConfig,
-                  rng: random.Random | None) -> tuple[str, str]:
-    """(formula, answer text) for one hand: a solver solution (random with ``rng``, else the first)."""
+                  rng: random.Random | None, target: int | None = None) -> tuple[str, str]:
+    """(formula, answer text) for one hand at ``target`` (default ``task.target``): a solver solution
+    (random with ``rng``, else the first)."""
     rule = rule_name if isinstance(rule_name, Rule) else cfg.rule(rule_name)
+    target = cfg.target if target is None else target
     values = [rule.value(c) for c in hand]
-    sols = _solutions(tuple(sorted(values)), cfg.target)
+    sols = _solutions(tuple(sorted(values)), target)
     if not sols:
-        raise ValueError(f"hand {hand} has no solution under rule {rule.name!r}")
+        raise ValueError(f"hand {hand} has no solution to {target} under rule {rule.name!r}")
     formula = rng.choice(sols) if rng is not None else sols[0]
-    return formula, render_answer(hand, values, formula, cfg.target, cfg.answer_format)
+    return formula, render_answer(hand, values, formula, target, cfg.answer_format)
 
 
-def _rows(cfg: TaskConfig, hands, rule_name: str, rng: random.Random | None, with_completion: bool) -> dict:
+def _rows(cfg: TaskConfig, pairs, rule_name: str, rng: random.Random | None, with_completion: bool) -> dict:
     rule = cfg.rule(rule_name)
-    cols: dict[str, list] = {"prompt": [], "cards": [], "rule": []}
+    cols: dict[str, list] = {"prompt": [], "cards": [], "rule": [], "target": []}
     if with_completion:
         cols["completion"] = []
         cols["formula"] = []
-    for hand in hands:
-        cols["prompt"].append(prompt_messages(hand, rule, cfg))
+    for hand, target in pairs:
+        cols["prompt"].append(prompt_messages(hand, rule, cfg, target))
         cols["cards"].append(list(hand))
         cols["rule"].append(rule_name)
+        cols["target"].append(target)
         if with_completion:
-            formula, answer = expert_answer(hand, rule_name, cfg, rng)
+            formula, answer = expert_answer(hand, rule_name, cfg, rng, target)
             cols["completion"].append([{"role": "assistant", "content": answer}])
             cols["formula"].append(formula)
     return cols
@@ -67,30 +70,31 @@ def sft_dataset(cfg: TaskConfig, n: int, seed: int, expert: ExpertPolicy = "rand
     ``task.target_values``, its own target."""
     rng = random.Random(f"raysweep:expert:{seed}") if expert == "random" else None
     if cfg.face_values is not None:
-        cols: dict[str, list] = {"prompt": [], "cards": [], "rule": [], "completion": [], "formula": []}
+        cols: dict[str, list] = {"prompt": [], "cards": [], "rule": [], "target": [], "completion": [], "formula": []}
         for hand, rule, target in deal_varied(cfg, n, seed, "sft"):
-            here = cfg if target == cfg.target else cfg.model_copy(update={"target": target})
-            formula, answer = expert_answer(hand, rule, here, rng)
-            cols["prompt"].append(prompt_messages(hand, rule, here))
+            formula, answer = expert_answer(hand, rule, cfg, rng, target)
+            cols["prompt"].append(prompt_messages(hand, rule, cfg, target))
             cols["cards"].append(list(hand))
             cols["rule"].append(rule.name)
+            cols["target"].append(target)
             cols["completion"].append([{"role": "assistant", "content": answer}])
             cols["formula"].append(formula)
         return Dataset.from_dict(cols)
-    hands = deal(cfg, cfg.train_rule, n, seed, "sft", unique=unique)
-    return Dataset.from_dict(_rows(cfg, hands, cfg.train_rule, rng, with_completion=True))
+    pairs = deal_targets(cfg, cfg.train_rule, n, seed, "sft", unique=unique)
+    return Dataset.from_dict(_rows(cfg, pairs, cfg.train_rule, rng, with_completion=True))
 
 
 def rl_dataset(cfg: TaskConfig, n: int, seed: int) -> Dataset:
-    """``n`` RL prompts under the training rule (training pool), with ``cards``/``rule`` for the reward."""
+    """``n`` RL prompts under the training rule (training pool), with ``cards``/``rule``/``target`` for the
+    reward."""
     if cfg.face_values is not None:
         raise ValueError("task.face_values varies the rule of SFT examples only (a pre-training stage); RL prompts "
                          "use task.train_rule: unset task.face_values for RL")
-    hands = deal(cfg, cfg.train_rule, n, seed, "rl")
-    return Dataset.from_dict(_rows(cfg, hands, cfg.train_rule, None, with_completion=False))
+    pairs = deal_targets(cfg, cfg.train_rule, n, seed, "rl")
+    return Dataset.from_dict(_rows(cfg, pairs, cfg.train_rule, None, with_completion=False))
 
 
 def eval_dataset(cfg: TaskConfig, rule_name: str, n: int, seed: int = 0) -> Dataset:
     """``n`` unique evaluation hands under ``rule_name`` (evaluation pool) with an expert completion."""
-    hands = deal(cfg, rule_name, n, seed, "eval")
-    return Dataset.from_dict(_rows(cfg, hands, rule_name, None, with_completion=True))
+    pairs = deal_targets(cfg, rule_name, n, seed, "eval")
+    return Dataset.from_dict(_rows(cfg, pairs, rule_name, None, with_completion=True))

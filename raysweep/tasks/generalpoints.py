@@ -73,7 +73,8 @@ BUILTIN_RULES: dict[str, Rule] = {
 }
 
 Purpose = Literal["sft", "rl", "eval"]
-_LATER_FIELDS = {"prompt_style": "paper", "face_values": None, "face_tied": 0.0, "target_values": None}
+_LATER_FIELDS = {"prompt_style": "paper", "face_values": None, "face_tied": 0.0, "target_values": None,
+                 "targets": None}
 """TaskConfig fields added after trunks were first made, with the default that leaves data unchanged."""
 
 
@@ -111,6 +112,12 @@ class TaskConfig(BaseModel):
         None, description="With face_values: vary the target too, per example, in [low, high] (stated in the prompt; "
         "never ``target`` itself), so a pre-trained base can reach any stated target but has not practised the "
         "evaluated one. None: every example's target is ``target``.")
+    targets: tuple[int, int] | None = Field(
+        None, description="The task's own targets: every SFT example, RL prompt and evaluation hand gets a target "
+        "in [low, high] (stated in the prompt; the ID and OOD rules alike) instead of the one ``target``. A "
+        "3-card task at one target has a few dozen hand multisets, which SFT memorises; with a target range the "
+        "pools hold (multiset, target) pairs by the thousand. The train/eval split stays by multiset. None: "
+        "every hand's target is ``target``.")
 
     @field_validator("ranks", mode="before")
     @classmethod
@@ -139,7 +146,7 @@ class TaskConfig(BaseModel):
             out[name] = mapping
         return out
 
-    @field_validator("face_values", "target_values")
+    @field_validator("face_values", "target_values", "targets")
     @classmethod
     def _ranges(cls, v, info):
         top = 99 if info.field_name == "face_values" else 10_000
@@ -169,6 +176,10 @@ class TaskConfig(BaseModel):
         if self.target_values is not None and self.face_values is None:
             raise ValueError("task.target_values varies the target of varied-rule examples only: set task.face_values "
                              "too (a pre-training stage), or unset target_values")
+        if self.targets is not None and self.face_values is not None:
+            raise ValueError("task.targets is the ID/OOD task's target range; a varied-rule stage (face_values) "
+                             "draws its targets from task.target_values: set targets: null in that stage's task "
+                             "(pretrain.task)")
         if self.answer_format not in ANSWER_FORMATS:
             raise ValueError(f"task.answer_format must be one of {ANSWER_FORMATS}")
         return self
@@ -306,12 +317,24 @@ def _rng(purpose: str, rule: str, seed: int) -> random.Random:
 def deal(
     cfg: TaskConfig, rule_name: str, n: int, seed: int, purpose: Purpose, unique: bool | None = None
 ) -> list[tuple[str, ...]]:
-    """Deal ``n`` solvable hands (ordered, as dealt) for ``purpose`` under ``rule_name``.
+    """Deal ``n`` solvable hands (ordered, as dealt) for ``purpose`` under ``rule_name``, at ``task.target``
+    (with ``task.targets`` each hand has its own target: use :func:`deal_targets`).
 
     ``sft``/``rl`` hands come from the training pool, ``eval`` hands from the evaluation pool. Hands for
     a rule other than the training rule hold at least one distinguishing card (for ``ood``: a face card).
     Eval hands are unique (as dealt) by default; the same arguments give the same hands everywhere.
     """
+    if cfg.targets is not None:
+        raise ValueError("task.targets is set: every hand has its own target; deal (hand, target) pairs with "
+                         "deal_targets")
+    return [hand for hand, _ in deal_targets(cfg, rule_name, n, seed, purpose, unique)]
+
+
+def deal_targets(
+    cfg: TaskConfig, rule_name: str, n: int, seed: int, purpose: Purpose, unique: bool | None = None
+) -> list[tuple[tuple[str, ...], int]]:
+    """``n`` solvable (hand, target) pairs: :func:`deal`'s hands, each with ``task.target`` or, with
+    ``task.targets``, a target of its own drawn after the hand (uniqueness is then of the pair)."""
     rule = cfg.rule(rule_name)
     want_eval = purpose == "eval"
     unique = want_eval if unique is None else unique
@@ -320,9 +343,10 @@ def deal(
         raise ValueError(f"rule {rule_name!r} gives every rank in task.ranks the same value as the training "
                          f"rule {cfg.train_rule!r}; there is no OOD hand to deal")
     deck = [r for r in cfg.ranks for _ in range(4)]
-    rng = _rng(purpose, rule_name, seed)
-    out: list[tuple[str, ...]] = []
-    seen: set[tuple[str, ...]] = set()
+    stream = rule_name if cfg.targets is None else f"{rule_name}:targets{cfg.targets[0]}-{cfg.targets[1]}"
+    rng = _rng(purpose, stream, seed)
+    out: list[tuple[tuple[str, ...], int]] = []
+    seen: set = set()
     max_stall = 20_000  # consecutive rejected draws before the pool counts as exhausted
     stall = 0
     while len(out) < n:
@@ -331,18 +355,20 @@ def deal(
             raise ValueError(
                 f"could only deal {len(out)} of {n} {'unique ' if unique else ''}{purpose} hands for rule "
                 f"{rule_name!r}: the pool is too small. Lower n, raise task.eval_fraction (eval) or widen "
-                "task.ranks / task.num_cards.")
+                "task.ranks / task.num_cards" + (" / task.targets." if cfg.targets else "."))
         hand = tuple(rng.sample(deck, cfg.num_cards))
+        target = cfg.target if cfg.targets is None else rng.randint(*cfg.targets)
         if in_eval_pool(hand, cfg) != want_eval:
             continue
         if need and not need.intersection(hand):
             continue
-        if unique and hand in seen:
+        key = hand if cfg.targets is None else (hand, target)
+        if unique and key in seen:
             continue
-        if not is_solvable([rule.value(c) for c in hand], cfg.target):
+        if not is_solvable([rule.value(c) for c in hand], target):
             continue
-        seen.add(hand)
-        out.append(hand)
+        seen.add(key)
+        out.append((hand, target))
         stall = 0
     return out
 
@@ -392,29 +418,31 @@ def deal_varied(cfg: TaskConfig, n: int, seed: int, purpose: Purpose) -> list[tu
 # --------------------------------------------------------------------------------------- prompts
 
 
-def prompt_text(hand: Sequence[str], rule: Rule, cfg: TaskConfig) -> str:
+def prompt_text(hand: Sequence[str], rule: Rule, cfg: TaskConfig, target: int | None = None) -> str:
     """The user message for one hand under one rule: the paper's wording, as text instead of an image.
 
     The hand comes last (``[Input]`` after ``[Output]``), so every prompt of a rule shares one long
     prefix; evaluation computes that prefix's KV cache once (see ``evaluate.generate``). ``short`` keeps
     the rule wording and the order (rule first, cards last) and drops the rest; answers still follow
-    ``task.answer_format``, which SFT teaches.
+    ``task.answer_format``, which SFT teaches. ``target`` (default ``task.target``) is the hand's own.
     """
+    target = cfg.target if target is None else target
     rule_text = rule.text()
     cards = ", ".join(f"'{c}'" for c in hand)
     if cfg.prompt_style == "short":
-        return f"Note that {rule_text}. Use each card once to make {cfg.target}.\nCards: [{cards}]"
+        return f"Note that {rule_text}. Use each card once to make {target}.\nCards: [{cards}]"
     return (
         "[Task Description]\n"
-        f"You are an expert {cfg.target} points card game player. You are given {len(hand)} cards. "
+        f"You are an expert {target} points card game player. You are given {len(hand)} cards. "
         f"Note that {rule_text}, and each card must be used once. Your goal is to output a formula that "
-        f"evaluates to {cfg.target} using numbers from the cards and operators such as '+', '-', '*', '/', "
+        f"evaluates to {target} using numbers from the cards and operators such as '+', '-', '*', '/', "
         "'(', ')', and '='.\n\n"
-        "[Output]\n" + format_instructions(len(hand), cfg.target, rule_text, cfg.answer_format) + "\n\n"
+        "[Output]\n" + format_instructions(len(hand), target, rule_text, cfg.answer_format) + "\n\n"
         f"[Input]\nCards: [{cards}]"
     )
 
 
-def prompt_messages(hand: Sequence[str], rule: Rule, cfg: TaskConfig) -> list[dict[str, str]]:
+def prompt_messages(hand: Sequence[str], rule: Rule, cfg: TaskConfig,
+                    target: int | None = None) -> list[dict[str, str]]:
     """The chat messages for one hand (render them with the model's chat template)."""
-    return [{"role": "user", "content": prompt_text(hand, rule, cfg)}]
+    return [{"role": "user", "content": prompt_text(hand, rule, cfg, target)}]

@@ -1,7 +1,7 @@
 """The RL reward: the exact GeneralPoints verifier, as a TRL reward function.
 
 TRL calls ``reward(prompts=..., completions=..., completion_ids=..., cards=..., rule=..., **kw)`` with the
-dataset's extra columns (``cards``, ``rule``) per completion, and gives it ``log_metric`` to report extra
+dataset's extra columns (``cards``, ``rule``, ``target``) per completion, and gives it ``log_metric`` to report extra
 step metrics; the reward of each completion is ``score(...).reward`` under the task's scheme, and the
 share of each verdict (correct, wrong_value, wrong_cards, malformed) is logged per step.
 """
@@ -32,12 +32,16 @@ class VerifierReward:
         self.task = task
 
     def __call__(self, prompts: Sequence | None = None, completions: Sequence = (), cards: Sequence = (),
-                 rule: Sequence = (), log_metric=None, **_: Any) -> list[float]:
+                 rule: Sequence = (), target: Sequence | None = None, log_metric=None, **_: Any) -> list[float]:
         if len(cards) != len(completions) or len(rule) != len(completions):
             raise ValueError(f"reward: {len(completions)} completions but {len(cards)} cards and {len(rule)} rules "
                              "(the RL dataset must keep its 'cards' and 'rule' columns)")
-        scores = [score(c, completion_text(a), self.task.rule(r), self.task.target, self.task.reward)
-                  for a, c, r in zip(completions, cards, rule)]
+        if target is None:  # a dataset made before per-hand targets: every hand at task.target
+            if self.task.targets is not None:
+                raise ValueError("reward: task.targets is set but the RL dataset has no 'target' column")
+            target = [self.task.target] * len(completions)
+        scores = [score(c, completion_text(a), self.task.rule(r), int(t), self.task.reward)
+                  for a, c, r, t in zip(completions, cards, rule, target, strict=True)]
         if log_metric is not None and scores:
             counts = Counter(s.verdict for s in scores)
             for v in VERDICTS:

@@ -173,7 +173,7 @@ def rl_worker(job: dict) -> dict | None:
     from raysweep.train.rewards import VerifierReward
 
     tokenizer = load_tokenizer(job["start_path"])
-    dataset = rl_dataset(cfg.task, rl.num_prompts, rl.seed).select_columns(["prompt", "cards", "rule"])
+    dataset = rl_dataset(cfg.task, rl.num_prompts, rl.seed).select_columns(["prompt", "cards", "rule", "target"])
     budget = completion_budget(cfg, tokenizer)
     resume = T.latest_trainer_checkpoint(rdir)
     resume_step = int(resume.name.split("-")[1]) if resume else 0
