@@ -3,7 +3,7 @@ surface): paired recoveries, the peak, the window over seeds."""
 
 import json
 
-from raysweep.boundary.analyse import analyse, summary_text
+from raysweep.boundary.analyse import analyse, mean_verdict_shares, summary_text
 from raysweep.config import load_config
 from raysweep.sweep.plan import lineage, plan_cells
 from raysweep.train import trunk as T
@@ -24,7 +24,8 @@ def _records(acc, offset=0):
 
 def _eval(acc_by_rule, loss=None):
     return {rule: {"summary": {"accuracy": acc, "n": N, "ci95": [max(0, acc - 0.08), min(1, acc + 0.08)],
-                               "loss": loss}, "records": _records(acc)}
+                               "loss": loss, "verdicts": {"correct": round(acc * N), "wrong_value": N - round(acc * N)}},
+                   "records": _records(acc)}
             for rule, acc in acc_by_rule.items()}
 
 
@@ -100,6 +101,10 @@ def test_report_writes_the_table_the_summary_and_the_figures(tmp_path):
     md = (sdir / "report" / "report.md").read_text()
     assert "ood, learning_rate=1e-06: recovers from SFT length 20 to 40 (lower edge between 10 and 20" in md
     assert "| ood | learning_rate=1e-06 | 40 | +0.148 **\\*** |" in md
+    # what the OOD answers got wrong along SFT, mean over the two seeds (the training rule has no table)
+    assert "## What the answers got wrong along SFT" in md and "| id | 0 |" not in md
+    k = round(OOD_SFT[10] * N)
+    assert f"| ood | 10 | {k / N:.3f} | 0.000 | {(N - k) / N:.3f} | 0.000 | 2 |" in md
     rows = (sdir / "report" / "boundary.csv").read_text().splitlines()
     assert len(rows) == 1 + 2 * len(STEPS) * 2 and rows[0].startswith("cell,sft.seed,rl.sft_step")
 
@@ -126,3 +131,10 @@ def test_a_sweep_label_captions_the_report_and_leaves_the_sweep_name_alone(tmp_p
     assert "# Recovery report: s\n\n**ANALOGUE: a test**\n" in (sdir / "report" / "report.md").read_text()
     assert len([f for f in files if f.suffix == ".png"]) == 6
     assert sweep_name(captioned) == sweep_name(cfg) and cfg.sweep.name is None  # a caption, not an identity
+
+
+def test_verdict_shares_average_over_the_trunks_that_have_each_length():
+    got = mean_verdict_shares([{0: {"correct": 1, "wrong_cards": 3}, 10: {"correct": 2, "wrong_cards": 2}},
+                               {0: {"correct": 3, "wrong_value": 1}}])
+    assert got[0] == ({"correct": 0.5, "wrong_cards": 0.375, "wrong_value": 0.125}, 2)
+    assert got[10] == ({"correct": 0.5, "wrong_cards": 0.5}, 1)

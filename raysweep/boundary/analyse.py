@@ -50,6 +50,8 @@ class Analysis:
     missing: list[str] = field(default_factory=list)  # cells without a final evaluation yet
     # (seed, rule) -> accuracy at the trunk's last length − at its peak, paired over the same hands
     falls: dict[tuple[int, str], Diff] = field(default_factory=dict)
+    # (seed, rule) -> sft_length -> {verdict: count}: what the answers got wrong along the trunk
+    verdicts: dict[tuple[int, str], dict[int, dict[str, int]]] = field(default_factory=dict)
 
 
 def trunk_curve(tdir: Path, rule: str) -> tuple[list[tuple[int, float, float, float]], dict[int, float]]:
@@ -65,6 +67,26 @@ def trunk_curve(tdir: Path, rule: str) -> tuple[list[tuple[int, float, float, fl
         if r.get("kind") == "checkpoint" and r["eval"].get(rule, {}).get("loss") is not None:
             losses[r["step"]] = r["eval"][rule]["loss"]
     return curve, losses
+
+
+def trunk_verdicts(tdir: Path, rule: str) -> dict[int, dict[str, int]]:
+    """Verdict counts of ``rule``'s evaluation at each SFT length of a trunk (from its ``results.jsonl``)."""
+    from raysweep.train import trunk as T
+
+    return {r["step"]: dict(r["eval"][rule]["verdicts"]) for r in T.read_results(tdir)
+            if r.get("kind") == "checkpoint" and r["eval"].get(rule, {}).get("verdicts")}
+
+
+def mean_verdict_shares(by_seed: list[dict[int, dict[str, int]]]) -> dict[int, tuple[dict[str, float], int]]:
+    """Per SFT length: each verdict's share of answers, averaged over the trunks that have that length,
+    and how many trunks that is (pure)."""
+    out: dict[int, tuple[dict[str, float], int]] = {}
+    for step in sorted({s for d in by_seed for s in d}):
+        rows = [d[step] for d in by_seed if step in d]
+        shares = [{v: c / max(1, sum(row.values())) for v, c in row.items()} for row in rows]
+        names = sorted({v for sh in shares for v in sh})
+        out[step] = ({v: sum(sh.get(v, 0.0) for sh in shares) / len(shares) for v in names}, len(rows))
+    return out
 
 
 def trunk_fall(tdir: Path, rule: str, peak_step: int, last_step: int) -> Diff | None:
@@ -108,6 +130,9 @@ def analyse(sweep_dir: str | Path, threshold: float | None = None) -> Analysis:
                 fall = trunk_fall(tdir, rule, out.peaks[(seed, rule)].step, curve[-1][0])
                 if fall is not None:
                     out.falls[(seed, rule)] = fall
+            verdicts = trunk_verdicts(tdir, rule)
+            if verdicts:
+                out.verdicts[(seed, rule)] = verdicts
             if rule == rules[0]:
                 out.losses[seed] = losses
     per: dict[tuple[tuple, str], dict[int, list[Diff]]] = {}

@@ -13,7 +13,7 @@ import json
 import sys
 from pathlib import Path
 
-from raysweep.boundary.analyse import Analysis, analyse, settings_label, summary_text
+from raysweep.boundary.analyse import Analysis, analyse, mean_verdict_shares, settings_label, summary_text
 from raysweep.boundary.figures import heatmap_figure, loss_figure, recovery_figure
 from raysweep.boundary.findings import markdown as findings_markdown
 from raysweep.boundary.findings import paper_findings
@@ -41,6 +41,7 @@ def markdown(a: Analysis, sweep_name: str, threshold: float, spectral: dict | No
             star = " **\\***" if d.low > threshold else ""
             lines.append(f"| {rule} | {settings_label(settings)} | {step} | {d.value:+.3f}{star} | "
                          f"[{d.low:+.3f}, {d.high:+.3f}] | {d.n} |")
+    lines += verdict_lines(a)
     lines += ["", "## Cells", "", "| cell | rule | before | after | recovery [95%] | ratio [95%] |",
               "|---|---|---:|---:|---|---|"]
     for c in a.cells:
@@ -50,6 +51,30 @@ def markdown(a: Analysis, sweep_name: str, threshold: float, spectral: dict | No
         lines.append(f"| {c.cell.name} | {c.rule} | {c.before:.3f} | {c.after:.3f} | "
                      f"{c.diff.value:+.3f} [{c.diff.low:+.3f}, {c.diff.high:+.3f}] | {ratio} |")
     return "\n".join(lines) + "\n"
+
+
+def verdict_lines(a: Analysis) -> list[str]:
+    """The report's table of what the answers got wrong along SFT, per rule other than the training rule
+    (mean over seeds): a fall in OOD accuracy with more *wrong numbers* is the ID rule's values written for
+    the OOD rule's cards (the rule overridden), with more *wrong value* the arithmetic failing."""
+    lines: list[str] = []
+    for rule in a.cfg.task.eval_rules:
+        if rule == a.cfg.task.train_rule:
+            continue
+        by_seed = [v for (seed, r), v in sorted(a.verdicts.items()) if r == rule]
+        if not by_seed:
+            continue
+        if not lines:
+            lines += ["", "## What the answers got wrong along SFT (mean over seeds)", "",
+                      "Share of evaluation answers per verdict: *wrong numbers* (`wrong_cards`: the formula's "
+                      "numbers are not the cards' values under the rule, e.g. the ID rule's values on OOD cards), "
+                      "*wrong value* (the right numbers, the wrong result), *malformed*.", "",
+                      "| rule | SFT length | correct | wrong numbers | wrong value | malformed | seeds |",
+                      "|---|---:|---:|---:|---:|---:|---:|"]
+        for step, (shares, k) in mean_verdict_shares(by_seed).items():
+            cols = " | ".join(f"{shares.get(v, 0.0):.3f}" for v in ("correct", "wrong_cards", "wrong_value", "malformed"))
+            lines.append(f"| {rule} | {step} | {cols} | {k} |")
+    return lines
 
 
 def write_report(sweep_dir: str | Path, threshold: float | None = None, log_to_mlflow: bool = True,
