@@ -101,6 +101,13 @@ def test_pretrain_stage_config_and_lineage(tmp_path):
     other = load_config(None, PRE[:-1] + ["pretrain.sft={learning_rate: 1e-3}", f"output_dir={tmp_path}"])
     ids = {config_trunk_id(c) for c in (cfg, plain, other, stage)}
     assert len(ids) == 4
+    # the task's own per-hand targets are not the varied-rule stage's: the stage (and its id) is unchanged
+    ranged = load_config(None, PRE + [f"output_dir={tmp_path}", "task.num_cards=3", "task.targets=[12, 36]"])
+    assert ranged.task.targets == (12, 36) and stage_config(ranged).task.targets is None
+    assert config_trunk_id(stage_config(ranged)) == config_trunk_id(
+        stage_config(load_config(None, PRE + [f"output_dir={tmp_path}", "task.num_cards=3"])))
+    with pytest.raises(ConfigError, match="target_values"):
+        load_config(None, PRE + ["pretrain.task={face_values: [1, 13], targets: [12, 36]}"])
     with pytest.raises(ConfigError, match="raysweep pretrain"):
         base_model_path(cfg)  # not trained yet: says how to make it
     ckpt = T.checkpoint_dir(T.trunk_dir(tmp_path, config_trunk_id(stage), 0), 30)

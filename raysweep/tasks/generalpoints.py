@@ -178,8 +178,7 @@ class TaskConfig(BaseModel):
                              "too (a pre-training stage), or unset target_values")
         if self.targets is not None and self.face_values is not None:
             raise ValueError("task.targets is the ID/OOD task's target range; a varied-rule stage (face_values) "
-                             "draws its targets from task.target_values: set targets: null in that stage's task "
-                             "(pretrain.task)")
+                             "draws its targets from task.target_values: leave targets out of pretrain.task")
         if self.answer_format not in ANSWER_FORMATS:
             raise ValueError(f"task.answer_format must be one of {ANSWER_FORMATS}")
         return self

@@ -24,7 +24,8 @@ def stage_config(cfg: RaysweepConfig) -> RaysweepConfig:
             raise ConfigError(f"pretrain.sft.{key}: not settable; the stage has one seed (pretrain.seed) and one "
                               "checkpoint (pretrain.steps)")
     data = cfg.model_dump(mode="json")
-    data["task"] = {**data["task"], **pre.task}
+    # a varied-rule stage draws its targets from task.target_values; the task's own per-hand range is not its
+    data["task"] = {**data["task"], **({"targets": None} if "face_values" in pre.task else {}), **pre.task}
     data["eval"] = {**data["eval"], **pre.eval}
     data["sft"] = {**data["sft"], **pre.sft, "seeds": [pre.seed],
                    "checkpoints": sorted({*pre.checkpoints, pre.steps})}

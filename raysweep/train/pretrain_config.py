@@ -22,7 +22,8 @@ class PretrainConfig(BaseModel):
         (), description="Earlier stage lengths also checkpointed and evaluated (the base's learning curve); the "
                         "same stage serves pretrain.steps set to any of them later, without training again.")
     task: dict[str, Any] = Field(
-        default_factory=dict, description="Overrides of the task section for this stage, e.g. {face_values: [1, 13]}.")
+        default_factory=dict, description="Overrides of the task section for this stage, e.g. {face_values: [1, 13]}. "
+        "A varied-rule stage (face_values) does not inherit task.targets; its targets come from target_values.")
     eval: dict[str, Any] = Field(
         default_factory=dict, description="Overrides of the eval section for this stage (its one checkpoint's "
                                           "evaluation), e.g. {n: 16} where the stage's task has a small pool.")
