@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     lines = [f"# How the trunks of `{sdir.name}` read the rule `{rule_name}`", "",
              f"Made by `python bench/ood_reading.py {args.sweep}`; {cfg.eval.n} evaluation hands per checkpoint, "
              "greedy answers. *Value written*: the value the answer's `Numbers:` line gives each card the rule "
-             "changes (most common three, ×count over the hands holding it).", ""]
+             "changes (most common three; ×n: on n such cards of the evaluation hands).", ""]
     for seed in cfg.sft.seeds:
         tdir = Path(lineage(cfg, Cell(seed, cfg.sft.checkpoints[0]))["trunk_dir"])
         lines += trunk_table(tdir, rule_name, ranks, {r: rule.value(r) for r in ranks})

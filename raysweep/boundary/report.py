@@ -55,8 +55,8 @@ def markdown(a: Analysis, sweep_name: str, threshold: float, spectral: dict | No
 
 def verdict_lines(a: Analysis) -> list[str]:
     """The report's table of what the answers got wrong along SFT, per rule other than the training rule
-    (mean over seeds): a fall in OOD accuracy with more *wrong numbers* is the ID rule's values written for
-    the OOD rule's cards (the rule overridden), with more *wrong value* the arithmetic failing."""
+    (mean over seeds): whether a fall in OOD accuracy comes with more *wrong numbers* (values that are not
+    the cards' under the rule) or more *wrong value* (the arithmetic failing)."""
     lines: list[str] = []
     for rule in a.cfg.task.eval_rules:
         if rule == a.cfg.task.train_rule:
@@ -67,8 +67,9 @@ def verdict_lines(a: Analysis) -> list[str]:
         if not lines:
             lines += ["", "## What the answers got wrong along SFT (mean over seeds)", "",
                       "Share of evaluation answers per verdict: *wrong numbers* (`wrong_cards`: the formula's "
-                      "numbers are not the cards' values under the rule, e.g. the ID rule's values on OOD cards), "
-                      "*wrong value* (the right numbers, the wrong result), *malformed*.", "",
+                      "numbers are not the cards' values under the rule: the ID rule's values on OOD cards, a "
+                      "misread rule, or numbers made up), *wrong value* (the right numbers, the wrong result), "
+                      "*malformed*.", "",
                       "| rule | SFT length | correct | wrong numbers | wrong value | malformed | seeds |",
                       "|---|---:|---:|---:|---:|---:|---:|"]
         for step, (shares, k) in mean_verdict_shares(by_seed).items():
