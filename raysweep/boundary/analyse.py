@@ -54,13 +54,15 @@ class Analysis:
     verdicts: dict[tuple[int, str], dict[int, dict[str, int]]] = field(default_factory=dict)
 
 
-def trunk_curve(tdir: Path, rule: str) -> tuple[list[tuple[int, float, float, float]], dict[int, float]]:
+def trunk_curve(tdir: Path, rule: str, records: list[dict] | None = None
+                ) -> tuple[list[tuple[int, float, float, float]], dict[int, float]]:
     """(sft_length, accuracy, low, high) of ``rule`` along a trunk, and the evaluation loss by length
-    (``rule``'s expert-answer loss: the test loss a practitioner would watch)."""
+    (``rule``'s expert-answer loss: the test loss a practitioner would watch). ``records``: the trunk's
+    ``results.jsonl``, if already read."""
     from raysweep.plots import eval_series
     from raysweep.train import trunk as T
 
-    records = list(T.read_results(tdir))
+    records = list(T.read_results(tdir)) if records is None else records
     curve = eval_series(records).get(rule, [])
     losses = {}
     for r in records:
@@ -69,11 +71,9 @@ def trunk_curve(tdir: Path, rule: str) -> tuple[list[tuple[int, float, float, fl
     return curve, losses
 
 
-def trunk_verdicts(tdir: Path, rule: str) -> dict[int, dict[str, int]]:
-    """Verdict counts of ``rule``'s evaluation at each SFT length of a trunk (from its ``results.jsonl``)."""
-    from raysweep.train import trunk as T
-
-    return {r["step"]: dict(r["eval"][rule]["verdicts"]) for r in T.read_results(tdir)
+def trunk_verdicts(records: list[dict], rule: str) -> dict[int, dict[str, int]]:
+    """Verdict counts of ``rule``'s evaluation at each SFT length, from a trunk's ``results.jsonl`` records."""
+    return {r["step"]: dict(r["eval"][rule]["verdicts"]) for r in records
             if r.get("kind") == "checkpoint" and r["eval"].get(rule, {}).get("verdicts")}
 
 
@@ -112,6 +112,7 @@ def final_eval_file(rdir: Path) -> Path | None:
 def analyse(sweep_dir: str | Path, threshold: float | None = None) -> Analysis:
     """Analyse the sweep in ``sweep_dir`` (finished cells; the others are listed in ``missing``).
     ``threshold``: default the config's ``boundary.threshold``."""
+    from raysweep.train import trunk as T
     from raysweep.train.rl import is_finished
 
     sdir = Path(sweep_dir)
@@ -122,15 +123,16 @@ def analyse(sweep_dir: str | Path, threshold: float | None = None) -> Analysis:
     rules = list(cfg.task.eval_rules)
     for seed in cfg.sft.seeds:
         tdir = Path(lineage(cfg, Cell(seed, cfg.sft.checkpoints[0]))["trunk_dir"])
+        records = list(T.read_results(tdir))  # once per trunk, for every rule's curve and verdicts
         for rule in rules:
-            curve, losses = trunk_curve(tdir, rule)
+            curve, losses = trunk_curve(tdir, rule, records)
             if curve:
                 out.curves[(seed, rule)] = curve
                 out.peaks[(seed, rule)] = find_peak(curve, losses)
                 fall = trunk_fall(tdir, rule, out.peaks[(seed, rule)].step, curve[-1][0])
                 if fall is not None:
                     out.falls[(seed, rule)] = fall
-            verdicts = trunk_verdicts(tdir, rule)
+            verdicts = trunk_verdicts(records, rule)
             if verdicts:
                 out.verdicts[(seed, rule)] = verdicts
             if rule == rules[0]:
