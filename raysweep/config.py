@@ -88,6 +88,13 @@ class RaysweepConfig(BaseModel):
         return self
 
     @model_validator(mode="after")
+    def _eval_pools_hold_eval_n(self) -> "RaysweepConfig":
+        from raysweep.tasks.generalpoints import check_eval_pools
+
+        check_eval_pools(self.task, self.eval.n)  # before any work: eval.n distinct problems per evaluated rule
+        return self
+
+    @model_validator(mode="after")
     def _rl_from_are_lengths(self) -> "RaysweepConfig":
         extra = sorted(set(self.sweep.rl_from or ()) - set(self.sft.checkpoints))
         if extra:

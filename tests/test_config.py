@@ -14,9 +14,9 @@ def test_overrides_parse_as_yaml():
 
 def test_yaml_plus_overrides(tmp_path):
     p = tmp_path / "c.yaml"
-    p.write_text("model:\n  name: tiny\ntask:\n  num_cards: 3\neval:\n  n: 16\n")
-    cfg = load_config(p, ["eval.n=32", "task.target=12"])
-    assert cfg.model.name == "tiny" and cfg.task.num_cards == 3 and cfg.eval.n == 32 and cfg.task.target == 12
+    p.write_text("model:\n  name: tiny\ntask:\n  num_cards: 3\n  eval_fraction: 0.5\neval:\n  n: 16\n")
+    cfg = load_config(p, ["eval.n=12", "task.target=12"])
+    assert cfg.model.name == "tiny" and cfg.task.num_cards == 3 and cfg.eval.n == 12 and cfg.task.target == 12
     assert load_config(p).digest() != cfg.digest()
     again = load_config(None, []).model_validate(__import__("yaml").safe_load(cfg.to_yaml()))
     assert again == cfg

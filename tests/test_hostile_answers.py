@@ -49,7 +49,8 @@ def test_hostile_answers_never_raise_and_get_sane_verdicts():
                           + "\n".join(problems[:20]))
     assert not os.path.exists(CANARY), "a code-injection payload ran"
     assert set(categories) == set(CATEGORIES) and min(categories.values()) >= N // len(CATEGORIES)
-    assert all(verdicts[v] > 0 for v in VERDICTS), verdicts  # every branch of the check was exercised
+    # every branch of the check was exercised (train_rule_values needs a training rule: tests/test_verifier.py)
+    assert all(verdicts[v] > 0 for v in VERDICTS if v != "train_rule_values"), verdicts
     assert max(len(c.text) for c in hostile_cases(N, SEED)) >= 100_000  # the long inputs are there
 
 

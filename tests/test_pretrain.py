@@ -40,7 +40,7 @@ def test_short_prompt_keeps_the_rule_wording_and_puts_the_cards_last():
 
 def test_fields_added_later_leave_old_ids_alone():
     assert TaskConfig().identity() == TaskConfig().model_dump(mode="json", exclude={"prompt_style", "face_values", "face_tied",
-                                                                                          "target_values", "targets"})
+                                                                                          "target_values", "targets"}) | {"split": "problem"}
     assert "prompt_style" in TaskConfig(prompt_style="short").identity()
     assert TaskConfig(face_values=(1, 13)).identity()["face_values"] == [1, 13]
 
@@ -101,13 +101,11 @@ def test_pretrain_stage_config_and_lineage(tmp_path):
     other = load_config(None, PRE[:-1] + ["pretrain.sft={learning_rate: 1e-3}", f"output_dir={tmp_path}"])
     ids = {config_trunk_id(c) for c in (cfg, plain, other, stage)}
     assert len(ids) == 4
-    # the task's own per-hand targets are not the varied-rule stage's: the stage (and its id) is unchanged
+    # the stage is evaluated on the task's own evaluation problems (its per-hand targets too), and shares its split
     ranged = load_config(None, PRE + [f"output_dir={tmp_path}", "task.num_cards=3", "task.targets=[12, 36]"])
-    assert ranged.task.targets == (12, 36) and stage_config(ranged).task.targets is None
-    assert config_trunk_id(stage_config(ranged)) == config_trunk_id(
-        stage_config(load_config(None, PRE + [f"output_dir={tmp_path}", "task.num_cards=3"])))
-    with pytest.raises(ConfigError, match="target_values"):
-        load_config(None, PRE + ["pretrain.task={face_values: [1, 13], targets: [12, 36]}"])
+    assert ranged.task.targets == (12, 36) and stage_config(ranged).task.targets == (12, 36)
+    with pytest.raises(ConfigError, match="pretrain.task.eval_fraction: not settable"):
+        load_config(None, PRE + ["pretrain.task={face_values: [1, 13], eval_fraction: 0.5}"])
     with pytest.raises(ConfigError, match="raysweep pretrain"):
         base_model_path(cfg)  # not trained yet: says how to make it
     ckpt = T.checkpoint_dir(T.trunk_dir(tmp_path, config_trunk_id(stage), 0), 30)
@@ -138,11 +136,8 @@ def test_rl_cells_from_a_subset_of_lengths(tmp_path):
 
 
 def test_an_evaluation_pool_too_small_fails_before_training(tmp_path):
-    from raysweep.train.sft import for_workers
-
-    cfg = load_config(None, [f"output_dir={tmp_path}", "task.num_cards=3", "eval.n=128", "tracking.enabled=false"])
-    with pytest.raises(ConfigError, match="eval.n / task: could only deal"):
-        for_workers(cfg)
+    with pytest.raises(ConfigError, match=r"'id' evaluation pool holds \d+ distinct problems, fewer than eval.n=128"):
+        load_config(None, [f"output_dir={tmp_path}", "task.num_cards=3", "eval.n=128", "tracking.enabled=false"])
 
 
 @pytest.mark.integration

@@ -11,11 +11,17 @@ from raysweep.tasks.generalpoints import (
     deal,
     deal_targets,
     describe_rule,
+    PoolTooSmall,
+    deal_varied,
+    eval_problems,
     hand_key,
     in_eval_pool,
+    problem_label,
+    problem_of,
     prompt_text,
     score,
 )
+from raysweep.config import ConfigError, load_config
 from raysweep.tasks.solver import is_solvable
 
 
@@ -46,24 +52,76 @@ def test_ood_eval_hands_hold_a_face_card_and_solve_under_ood():
         assert is_solvable([BUILTIN_RULES["ood"].value(c) for c in hand])
 
 
-def test_train_and_eval_hands_are_disjoint():
+def _problems(pairs, cfg, rule):
+    return [problem_of(h, cfg.rule(rule), t) for h, t in pairs]
+
+
+def test_the_split_is_by_problem_under_the_training_rule():
     cfg = TaskConfig()
-    train = {hand_key(h) for seed in range(3) for h in deal(cfg, "id", 300, seed, "sft")}
-    train |= {hand_key(h) for h in deal(cfg, "id", 300, 0, "rl")}
-    evals = {hand_key(h) for r in ("id", "ood") for h in deal(cfg, r, 256, 0, "eval")}
-    assert train and evals and not (train & evals)
-    assert all(in_eval_pool(h, cfg) for h in evals) and not any(in_eval_pool(h, cfg) for h in train)
-    # the split is by multiset: reordering a hand never moves it across
-    h = ("K", "5", "3", "2")
-    assert in_eval_pool(h, cfg) == in_eval_pool(tuple(reversed(h)), cfg)
+    id_rule = cfg.rule("id")
+    train = {problem_of(h, id_rule, 24) for seed in range(3) for h in deal(cfg, "id", 300, seed, "sft")}
+    train |= {problem_of(h, id_rule, 24) for h in deal(cfg, "id", 300, 0, "rl")}
+    # every ID evaluation problem, and the ID twin of every OOD evaluation hand, is outside training
+    twins = {problem_of(h, id_rule, 24) for r in ("id", "ood") for h in deal(cfg, r, 128, 0, "eval")}
+    assert train and twins and not (train & twins)
+    # (J, 4, 2) and (K, 4, 2) are one ID problem: the same side of the split, whatever the ranks or order
+    assert problem_of(("J", "4", "2"), id_rule, 24) == problem_of(("2", "K", "4"), id_rule, 24) == ((2, 4, 10), 24)
+    assert in_eval_pool(("J", "4", "2"), cfg) == in_eval_pool(("2", "K", "4"), cfg)
+    assert problem_label(((2, 4, 10), 24)) == "2,4,10=24"
 
 
-def test_eval_sets_are_unique_and_too_large_requests_fail_clearly():
+def test_eval_sets_hold_distinct_problems_and_small_pools_are_refused():
     cfg = TaskConfig(num_cards=3, target=12)
-    hands = deal(cfg, "id", 20, 0, "eval")
-    assert len(set(hands)) == len(hands)
-    with pytest.raises(ValueError, match="pool is too small"):
+    for rule in ("id", "ood"):
+        probs = _problems(deal_targets(cfg, rule, 12, 0, "eval"), cfg, rule)
+        assert len(set(probs)) == len(probs) == 12
+    pool = len(eval_problems(cfg, "ood", None))
+    with pytest.raises(PoolTooSmall, match=rf"holds {pool} distinct problems, fewer than eval.n=5000.*task.targets"):
         deal(cfg, "ood", 5000, 0, "eval")
+    # a config whose pool is too small fails at load time, naming eval.n and the knobs
+    with pytest.raises(ConfigError, match="eval.n=128.*task.num_cards"):
+        load_config(None, ["task.num_cards=3", "eval.n=128"])
+    # the split is part of every task identity: trunks made on the hand-multiset split are never found
+    assert TaskConfig().identity()["split"] == "problem"
+
+
+def test_no_training_example_computes_with_an_evaluation_problem_under_any_rule():
+    # a configured OOD rule whose face value is an ID number: (J, 2, 3) under 'five' is the problem 2, 3, 5
+    cfg = TaskConfig(num_cards=3, target=12, rules={"five": {"J": 5, "Q": 5, "K": 5}}, eval_rules=["id", "five"],
+                     eval_fraction=0.5)
+    evals = {r: set(_problems(eval_problems(cfg, r, None), cfg, r)) for r in cfg.eval_rules}
+    trained = set(_problems(deal_targets(cfg, "id", 400, 0, "sft") + deal_targets(cfg, "id", 400, 0, "rl"), cfg, "id"))
+    assert evals["five"] and not (trained & (evals["id"] | evals["five"]))
+    varied = TaskConfig(num_cards=3, target=12, face_values=(1, 13), eval_fraction=0.5)
+    seen = {problem_of(h, rule, t) for h, rule, t in deal_varied(varied, 2000, 0, "sft")}
+    ev = {r: set(_problems(eval_problems(varied, r, None), varied, r)) for r in varied.eval_rules}
+    assert not (seen & (ev["id"] | ev["ood"]))
+
+
+@pytest.mark.parametrize("job", ["quick.yaml", "reproduce-cpu.yaml"])
+def test_shipped_sweeps_never_train_on_an_evaluation_problem(job):
+    """With the dataset builders: no ID evaluation problem is an SFT, RL or pre-training problem, no OOD
+    evaluation hand's ID twin is trained, and no evaluation set repeats a problem."""
+    from pathlib import Path
+
+    from raysweep.train.pretrain import stage_config
+
+    cfg = load_config(Path(__file__).parent.parent / "jobs" / job)
+    task = cfg.task
+    rows = [r for s in cfg.sft.seeds for r in sft_dataset(task, cfg.sft.num_examples, s)]
+    rl_seeds = cfg.rl.grid.get("seed", [cfg.rl.seed])
+    rows += [r for s in rl_seeds for r in rl_dataset(task, cfg.rl.num_prompts, s)]
+    trained = {problem_of(r["cards"], task.rule(r["rule"]), r["target"]) for r in rows}
+    if cfg.pretrain.steps:
+        stage = stage_config(cfg)
+        trained |= {problem_of(h, rule, t) for h, rule, t in
+                    deal_varied(stage.task, stage.sft.num_examples, stage.sft.seeds[0], "sft")}
+    for rule in task.eval_rules:
+        ev = eval_dataset(task, rule, cfg.eval.n, cfg.eval.seed)
+        own = [problem_of(c, task.rule(rule), t) for c, t in zip(ev["cards"], ev["target"])]
+        twin = {problem_of(c, task.rule(task.train_rule), t) for c, t in zip(ev["cards"], ev["target"])}
+        assert len(set(own)) == len(own) == cfg.eval.n, rule
+        assert not (set(own) & trained) and not (twin & trained), rule
 
 
 def test_config_is_validated_with_field_names():
@@ -113,7 +171,7 @@ def test_per_hand_targets_widen_the_pools_and_are_stated_and_reached():
     plain = TaskConfig(num_cards=3, prompt_style="short", eval_fraction=0.5)
     # unset, nothing changes: the same hands (so the same data and trunk ids) and the one target
     assert [h for h, _ in deal_targets(plain, "id", 40, 0, "sft")] == deal(plain, "id", 40, 0, "sft")
-    assert {t for _, t in deal_targets(plain, "ood", 40, 0, "eval")} == {24}
+    assert {t for _, t in deal_targets(plain, "ood", 20, 0, "eval")} == {24}
     assert "targets" not in plain.identity()
     cfg = plain.model_copy(update={"targets": (12, 36)})
     assert cfg.identity()["targets"] == [12, 36]
@@ -124,13 +182,13 @@ def test_per_hand_targets_widen_the_pools_and_are_stated_and_reached():
     assert all(12 <= t <= 36 for _, t in pairs) and len({t for _, t in pairs}) > 15
     assert all(is_solvable([BUILTIN_RULES["ood"].value(c) for c in h], t) for h, t in pairs)
     # one target holds only a few dozen 3-card ID training multisets; the range holds many (multiset, target) pairs
-    with pytest.raises(ValueError, match="pool is too small"):
+    with pytest.raises(ValueError, match="training pool is too small"):
         deal(plain, "id", 300, 0, "sft", unique=True)
     assert len({(hand_key(h), t) for h, t in deal_targets(cfg, "id", 300, 0, "sft", unique=True)}) > 200
-    # the split stays by multiset, whatever the target
-    train = {hand_key(h) for h, _ in deal_targets(cfg, "id", 500, 0, "sft") + deal_targets(cfg, "id", 500, 0, "rl")}
-    evals = {hand_key(h) for r in ("id", "ood") for h, _ in deal_targets(cfg, r, 300, 0, "eval")}
-    assert train and evals and not (train & evals)
+    # the split is by (values, target): no trained ID problem is an evaluation problem, whatever the target
+    train = set(_problems(deal_targets(cfg, "id", 500, 0, "sft") + deal_targets(cfg, "id", 500, 0, "rl"), cfg, "id"))
+    twins = {p for r in ("id", "ood") for p in _problems(deal_targets(cfg, r, 300, 0, "eval"), cfg, "id")}
+    assert train and twins and not (train & twins)
     # every row states its own target, its expert answer reaches it, and RL/eval rows carry it
     for ds in (sft_dataset(cfg, 30, 0), eval_dataset(cfg, "ood", 30)):
         for row in ds:
@@ -143,5 +201,7 @@ def test_per_hand_targets_widen_the_pools_and_are_stated_and_reached():
 def test_per_hand_targets_are_validated():
     with pytest.raises(ValueError, match=r"\[low, high\]"):
         TaskConfig(targets=(30, 12))
-    with pytest.raises(ValueError, match="target_values"):  # a varied-rule stage has its own target range
-        TaskConfig(targets=(12, 36), face_values=(1, 13))
+    # a varied-rule stage draws its examples' targets apart; task.targets sets its evaluation's
+    stage = TaskConfig(num_cards=3, targets=(12, 36), face_values=(1, 13), target_values=(40, 60), eval_fraction=0.5)
+    assert {t for _, _, t in deal_varied(stage, 50, 0, "sft")} <= set(range(40, 61))
+    assert {t for _, t in deal_targets(stage, "ood", 50, 0, "eval")} <= set(range(12, 37))

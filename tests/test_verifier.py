@@ -124,7 +124,20 @@ def test_reward_schemes():
         for scheme, table in REWARD_SCHEMES.items():
             s = score(cards, answer, "id", reward=scheme)
             assert s.verdict == verdict and s.reward == table[verdict]
-    assert REWARD_SCHEMES["paper"] == {"correct": 5, "wrong_value": -1, "wrong_cards": -2, "malformed": -3}
+    assert REWARD_SCHEMES["paper"] == {"correct": 5, "wrong_value": -1, "wrong_cards": -2, "train_rule_values": -2,
+                                       "malformed": -3}
+
+
+def test_wrong_numbers_that_are_the_training_rules_values_are_told_apart():
+    # OOD hand J, 5, 3: the stated values are 11, 5, 3; an answer computing with J = 10 ignored the rule
+    s = score("J,5,3", "(10-5)*3+9", "ood", target=24, train_rule="id")
+    assert s.verdict == "wrong_cards"  # 9 is no card: other wrong numbers
+    s = score("J,5,3", "10*3-5", "ood", target=25, train_rule="id", reward="paper")
+    assert s.verdict == "train_rule_values" and s.reward == -2 and "training rule" in s.detail
+    assert score("J,5,3", "10*3-5", "ood", target=25).verdict == "wrong_cards"  # without train_rule: as before
+    # under the training rule itself, the training values are the stated ones: correct, never train_rule_values
+    assert score("J,5,3", "10*3-5", "id", target=25, train_rule="id").verdict == "correct"
+    assert score("2,5,3", "2*5+3", "ood", target=13, train_rule="id").verdict == "correct"
 
 
 @settings(max_examples=400, deadline=None)

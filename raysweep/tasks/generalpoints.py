@@ -7,16 +7,24 @@ A *rule* maps ranks to values and is data: ``id`` (J, Q, K count 10) and ``ood``
 contain at least one card whose value the two rules disagree on (for ``ood``: a face card), so they
 test the new rule and not memory.
 
-Train and evaluation hands are disjoint: every hand *multiset* falls, by a seeded hash, either in the
-evaluation pool (fraction ``eval_fraction``) or the training pool, for every rule and dataset seed.
+The unit of the train/eval split is the *problem*: the multiset of card values under a rule, and the
+target. Every training-rule problem falls, by a seeded hash, in the evaluation pool (fraction
+``eval_fraction``) or the training pool, and a hand of any rule is an evaluation hand when its
+training-rule problem is in the evaluation pool: (J, 4, 2) in training and (K, 4, 2) in evaluation (the
+same ID problem 2, 4, 10) cannot happen, and an OOD hand is never an ID-trained problem in disguise.
+A training example (the training rule, a configured rule or a varied pre-training rule) is refused when the
+values and target it makes the model compute with are any evaluated rule's evaluation problem. Evaluation
+sets hold distinct problems under their own rule.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import random
 from dataclasses import dataclass, field
 from fractions import Fraction
+from functools import lru_cache
 from typing import Literal, Mapping, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -116,8 +124,9 @@ class TaskConfig(BaseModel):
         None, description="The task's own targets: every SFT example, RL prompt and evaluation hand gets a target "
         "in [low, high] (stated in the prompt; the ID and OOD rules alike) instead of the one ``target``. A "
         "3-card task at one target has a few dozen hand multisets, which SFT memorises; with a target range the "
-        "pools hold (multiset, target) pairs by the thousand. The train/eval split stays by multiset. None: "
-        "every hand's target is ``target``.")
+        "pools hold (multiset, target) pairs by the thousand. With face_values (a pre-training stage) the "
+        "evaluation's targets only (varied examples draw theirs from target_values). None: every hand's target "
+        "is ``target``.")
 
     @field_validator("ranks", mode="before")
     @classmethod
@@ -155,12 +164,13 @@ class TaskConfig(BaseModel):
         return v
 
     def identity(self, exclude: set[str] = frozenset()) -> dict:
-        """The fields that shape data, as JSON; fields added later are left out at their defaults, so
-        the ids of trunks and runs made before they existed stay the same."""
+        """The fields that shape data, as JSON, and the split's unit (:data:`SPLIT`); fields added later are
+        left out at their defaults, so the ids of trunks and runs made before they existed stay the same."""
         out = self.model_dump(mode="json", exclude=set(exclude))
         for name in _LATER_FIELDS:
             if name in out and out[name] == _LATER_FIELDS[name]:
                 del out[name]
+        out["split"] = SPLIT
         return out
 
     @model_validator(mode="after")
@@ -176,9 +186,6 @@ class TaskConfig(BaseModel):
         if self.target_values is not None and self.face_values is None:
             raise ValueError("task.target_values varies the target of varied-rule examples only: set task.face_values "
                              "too (a pre-training stage), or unset target_values")
-        if self.targets is not None and self.face_values is not None:
-            raise ValueError("task.targets is the ID/OOD task's target range; a varied-rule stage (face_values) "
-                             "draws its targets from task.target_values: leave targets out of pretrain.task")
         if self.answer_format not in ANSWER_FORMATS:
             raise ValueError(f"task.answer_format must be one of {ANSWER_FORMATS}")
         return self
@@ -199,17 +206,20 @@ class TaskConfig(BaseModel):
 # --------------------------------------------------------------------------------------- scoring
 
 REWARD_SCHEMES: dict[str, dict[str, float]] = {
-    "binary": {"correct": 1.0, "wrong_value": 0.0, "wrong_cards": 0.0, "malformed": 0.0},
-    "paper": {"correct": 5.0, "wrong_value": -1.0, "wrong_cards": -2.0, "malformed": -3.0},
+    "binary": {"correct": 1.0, "wrong_value": 0.0, "wrong_cards": 0.0, "train_rule_values": 0.0, "malformed": 0.0},
+    "paper": {"correct": 5.0, "wrong_value": -1.0, "wrong_cards": -2.0, "train_rule_values": -2.0, "malformed": -3.0},
 }
-VERDICTS: tuple[str, ...] = ("correct", "wrong_value", "wrong_cards", "malformed")
+VERDICTS: tuple[str, ...] = ("correct", "wrong_value", "wrong_cards", "train_rule_values", "malformed")
+"""``train_rule_values``: wrong numbers that are exactly the hand's values under the training rule, on a hand
+scored under another rule (the model ignored the stated rule: the forgetting the paper is about); the
+reward of wrong numbers. Other wrong numbers are ``wrong_cards``."""
 
 
 @dataclass(frozen=True)
 class Score:
     """The verdict on one answer.
 
-    ``verdict``: correct | wrong_value | wrong_cards | malformed. ``formula``: the text that was scored
+    ``verdict``: one of :data:`VERDICTS`. ``formula``: the text that was scored
     (None when no formula was found). ``value``: its exact value (None if malformed or division by 0).
     ``reward``: under the scheme asked for. ``detail``: a short human reason.
     """
@@ -266,17 +276,21 @@ def score(
     rule: Rule | str | Mapping[str, int] = "id",
     target: int = 24,
     reward: str = "binary",
+    train_rule: Rule | str | Mapping[str, int] | None = None,
 ) -> Score:
     """Score one answer to a hand: exact, bounded, never raises on any ``answer`` text.
 
     The multiset of numbers in the formula must equal the hand's values under ``rule``; the formula
-    must evaluate exactly (fractions) to ``target``; division by zero is a wrong value.
+    must evaluate exactly (fractions) to ``target``; division by zero is a wrong value. With
+    ``train_rule`` (where ``rule`` gives the hand other values), wrong numbers that are exactly the hand's
+    values under the training rule are ``train_rule_values``.
     """
     scheme = REWARD_SCHEMES.get(reward)
     if scheme is None:
         raise ValueError(f"unknown reward scheme {reward!r}; choose one of {sorted(REWARD_SCHEMES)}")
     rule_ = resolve_rule(rule)
-    values = sorted(rule_.value(c) for c in parse_cards(cards))
+    hand = parse_cards(cards)
+    values = sorted(rule_.value(c) for c in hand)
     formula = extract_formula(answer)
     if formula is None:
         return Score("malformed", None, None, scheme["malformed"], "no formula found")
@@ -285,6 +299,10 @@ def score(
     except FormulaError as exc:
         return Score("malformed", formula, None, scheme["malformed"], str(exc))
     if sorted(ev.literals) != values:
+        train = None if train_rule is None else sorted(resolve_rule(train_rule).value(c) for c in hand)
+        if train is not None and train != values and sorted(ev.literals) == train:
+            return Score("train_rule_values", ev.formula, ev.value, scheme["train_rule_values"],
+                         f"numbers used {train} are the training rule's values, not the stated {values}", ev.literals)
         return Score("wrong_cards", ev.formula, ev.value, scheme["wrong_cards"],
                      f"numbers used {sorted(ev.literals)} != card values {values}", ev.literals)
     if ev.value is None:
@@ -298,15 +316,75 @@ def score(
 # --------------------------------------------------------------------------------------- dealing
 
 
+SPLIT = "problem"
+"""The unit of the train/eval split; part of every task identity, so a trunk made on the earlier split (by rank
+multiset, which leaked ID problems: (J, 4, 2) trained, (K, 4, 2) evaluated) is never mistaken for a new one."""
+
+Problem = tuple[tuple[int, ...], int]
+"""(the sorted card values under a rule, the target): what a model must compute with, and where to."""
+
+
+class PoolTooSmall(ValueError):
+    """An evaluation pool holds fewer distinct problems than asked for."""
+
+
 def hand_key(hand: Sequence[str]) -> tuple[str, ...]:
-    """The hand as a multiset (rank order), the unit of the train/eval split."""
+    """The hand as a rank multiset (rank order)."""
     return tuple(sorted(hand, key=RANKS.index))
 
 
-def in_eval_pool(hand: Sequence[str], cfg: TaskConfig) -> bool:
-    """Whether this hand's multiset is reserved for evaluation (seeded hash; same on every machine)."""
-    digest = hashlib.sha256(f"{cfg.split_seed}:{','.join(hand_key(hand))}".encode()).digest()
+def problem_of(hand: Sequence[str], rule: Rule, target: int) -> Problem:
+    """The problem a hand poses under ``rule`` at ``target``."""
+    return tuple(sorted(rule.value(c) for c in hand)), int(target)
+
+
+def problem_label(problem: Problem) -> str:
+    """A problem as text, e.g. ``2,4,10=24`` (the key that evaluation records, clusters and pairs by)."""
+    return f"{','.join(str(v) for v in problem[0])}={problem[1]}"
+
+
+def problem_in_eval(problem: Problem, cfg: TaskConfig) -> bool:
+    """Whether this problem is reserved for evaluation (seeded hash of the problem; same on every machine)."""
+    digest = hashlib.sha256(f"{cfg.split_seed}:{SPLIT}:{problem_label(problem)}".encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2**64 < cfg.eval_fraction
+
+
+def in_eval_pool(hand: Sequence[str], cfg: TaskConfig, target: int | None = None) -> bool:
+    """Whether this hand's problem under the training rule (at ``target``, default ``task.target``) is an
+    evaluation problem."""
+    return problem_in_eval(problem_of(hand, cfg.rule(cfg.train_rule), cfg.target if target is None else target), cfg)
+
+
+def is_eval_problem(problem: Problem, rule_name: str, cfg: TaskConfig) -> bool:
+    """Whether ``problem`` is an evaluation problem of ``rule_name``: some hand of the deck poses it under that
+    rule, holds a distinguishing card (rules other than the training rule) and has its training-rule problem
+    in the evaluation pool."""
+    return _is_eval_problem(problem, rule_name, cfg.model_dump_json())
+
+
+@lru_cache(maxsize=200_000)
+def _is_eval_problem(problem: Problem, rule_name: str, cfg_json: str) -> bool:
+    cfg = TaskConfig.model_validate_json(cfg_json)
+    if rule_name == cfg.train_rule:
+        return problem_in_eval(problem, cfg)
+    rule, train, need = cfg.rule(rule_name), cfg.rule(cfg.train_rule), set(cfg.distinguishing_ranks(cfg.rule(rule_name)))
+    values, target = problem
+    choices = [[r for r in cfg.ranks if rule.value(r) == v] for v in values]
+    for hand in itertools.product(*choices):
+        if need.intersection(hand) and all(hand.count(r) <= 4 for r in set(hand)):
+            if problem_in_eval(problem_of(hand, train, target), cfg):
+                return True
+    return False
+
+
+def admitted(hand: Sequence[str], rule: Rule, target: int, cfg: TaskConfig, evaluation: bool) -> bool:
+    """Whether a hand may be an evaluation hand (``evaluation``: its training-rule problem is an evaluation
+    problem) or a training example under ``rule`` (a built-in, a configured or a varied rule): the problem it
+    makes the model compute with is no evaluated rule's evaluation problem."""
+    if evaluation:
+        return in_eval_pool(hand, cfg, target)
+    p = problem_of(hand, rule, target)
+    return not any(is_eval_problem(p, r, cfg) for r in dict.fromkeys((cfg.train_rule, *cfg.eval_rules)))
 
 
 def _rng(purpose: str, rule: str, seed: int) -> random.Random:
@@ -319,9 +397,9 @@ def deal(
     """Deal ``n`` solvable hands (ordered, as dealt) for ``purpose`` under ``rule_name``, at ``task.target``
     (with ``task.targets`` each hand has its own target: use :func:`deal_targets`).
 
-    ``sft``/``rl`` hands come from the training pool, ``eval`` hands from the evaluation pool. Hands for
-    a rule other than the training rule hold at least one distinguishing card (for ``ood``: a face card).
-    Eval hands are unique (as dealt) by default; the same arguments give the same hands everywhere.
+    ``sft``/``rl`` hands come from the training pool, ``eval`` hands from the evaluation pool (distinct
+    problems, :func:`eval_problems`). Hands for a rule other than the training rule hold at least one
+    distinguishing card (for ``ood``: a face card). The same arguments give the same hands everywhere.
     """
     if cfg.targets is not None:
         raise ValueError("task.targets is set: every hand has its own target; deal (hand, target) pairs with "
@@ -329,18 +407,85 @@ def deal(
     return [hand for hand, _ in deal_targets(cfg, rule_name, n, seed, purpose, unique)]
 
 
+def _distinguishing(cfg: TaskConfig, rule_name: str) -> set[str]:
+    if rule_name == cfg.train_rule:
+        return set()
+    need = set(cfg.distinguishing_ranks(cfg.rule(rule_name)))
+    if not need:
+        raise ValueError(f"rule {rule_name!r} gives every rank in task.ranks the same value as the training "
+                         f"rule {cfg.train_rule!r}; there is no OOD hand to deal")
+    return need
+
+
+def _targets(cfg: TaskConfig) -> range:
+    return range(cfg.target, cfg.target + 1) if cfg.targets is None else range(cfg.targets[0], cfg.targets[1] + 1)
+
+
+POOL_KNOBS = "task.num_cards, task.targets, task.ranks or task.eval_fraction"
+
+
+def eval_problems(cfg: TaskConfig, rule_name: str, n: int | None, seed: int = 0) -> list[tuple[tuple[str, ...], int]]:
+    """``n`` (hand, target) pairs posing ``n`` distinct evaluation problems under ``rule_name`` (``n=None``:
+    the whole pool), seeded; raises :class:`PoolTooSmall` (naming the pool's size and the knobs that
+    enlarge it) when the pool holds fewer.
+
+    Every rank multiset the deck can deal, at every target, in a seeded random order; kept when admitted to
+    the evaluation pool (:func:`admitted`), holding a distinguishing card (rules other than the training
+    rule), solvable, and posing a problem not yet taken. Each kept hand is shuffled into a dealing order.
+    """
+    rule = cfg.rule(rule_name)
+    need = _distinguishing(cfg, rule_name)
+    multisets = [m for m in itertools.combinations_with_replacement(cfg.ranks, cfg.num_cards)
+                 if all(m.count(r) <= 4 for r in set(m))]
+    candidates = [(m, t) for m in multisets for t in _targets(cfg)]
+    stream = rule_name if cfg.targets is None else f"{rule_name}:targets{cfg.targets[0]}-{cfg.targets[1]}"
+    rng = _rng(f"eval-{SPLIT}", stream, seed)
+    rng.shuffle(candidates)
+    out: list[tuple[tuple[str, ...], int]] = []
+    seen: set[Problem] = set()
+    for hand, target in candidates:
+        if n is not None and len(out) >= n:
+            break
+        if need and not need.intersection(hand):
+            continue
+        p = problem_of(hand, rule, target)
+        if p in seen or not admitted(hand, rule, target, cfg, evaluation=True) or not is_solvable(p[0], target):
+            continue
+        seen.add(p)
+        order = list(hand)
+        rng.shuffle(order)
+        out.append((tuple(order), target))
+    if n is not None and len(out) < n:
+        raise PoolTooSmall(
+            f"the {rule_name!r} evaluation pool holds {len(out)} distinct problems, fewer than eval.n={n}: lower "
+            f"eval.n to at most {len(out)}, or enlarge the pool with {POOL_KNOBS}")
+    return out
+
+
+def check_eval_pools(cfg: TaskConfig, n: int) -> None:
+    """Raise :class:`PoolTooSmall` unless every evaluated rule's pool holds ``n`` distinct problems
+    (memoised per task: config checks call it often)."""
+    key = (cfg.model_dump_json(), n)
+    if key not in _POOLS_CHECKED:
+        for rule_name in cfg.eval_rules:
+            eval_problems(cfg, rule_name, n, 0)
+        _POOLS_CHECKED.add(key)
+
+
+_POOLS_CHECKED: set = set()
+
+
 def deal_targets(
     cfg: TaskConfig, rule_name: str, n: int, seed: int, purpose: Purpose, unique: bool | None = None
 ) -> list[tuple[tuple[str, ...], int]]:
     """``n`` solvable (hand, target) pairs: :func:`deal`'s hands, each with ``task.target`` or, with
-    ``task.targets``, a target of its own drawn after the hand (uniqueness is then of the pair)."""
+    ``task.targets``, a target of its own drawn after the hand. ``eval`` pairs are :func:`eval_problems`
+    (distinct problems; ``unique`` is ignored); ``sft``/``rl`` pairs are dealt from a shuffled deck, from the
+    training pool (with ``unique``, no (hand, target) pair twice)."""
+    if purpose == "eval":
+        return eval_problems(cfg, rule_name, n, seed)
     rule = cfg.rule(rule_name)
-    want_eval = purpose == "eval"
-    unique = want_eval if unique is None else unique
-    need = set(cfg.distinguishing_ranks(rule)) if rule_name != cfg.train_rule else set()
-    if rule_name != cfg.train_rule and not need:
-        raise ValueError(f"rule {rule_name!r} gives every rank in task.ranks the same value as the training "
-                         f"rule {cfg.train_rule!r}; there is no OOD hand to deal")
+    need = _distinguishing(cfg, rule_name)
     deck = [r for r in cfg.ranks for _ in range(4)]
     stream = rule_name if cfg.targets is None else f"{rule_name}:targets{cfg.targets[0]}-{cfg.targets[1]}"
     rng = _rng(purpose, stream, seed)
@@ -353,11 +498,10 @@ def deal_targets(
         if stall > max_stall:
             raise ValueError(
                 f"could only deal {len(out)} of {n} {'unique ' if unique else ''}{purpose} hands for rule "
-                f"{rule_name!r}: the pool is too small. Lower n, raise task.eval_fraction (eval) or widen "
-                "task.ranks / task.num_cards" + (" / task.targets." if cfg.targets else "."))
+                f"{rule_name!r}: the training pool is too small. Lower n, or widen {POOL_KNOBS}")
         hand = tuple(rng.sample(deck, cfg.num_cards))
         target = cfg.target if cfg.targets is None else rng.randint(*cfg.targets)
-        if in_eval_pool(hand, cfg) != want_eval:
+        if not admitted(hand, rule, target, cfg, evaluation=False):
             continue
         if need and not need.intersection(hand):
             continue
@@ -405,7 +549,7 @@ def deal_varied(cfg: TaskConfig, n: int, seed: int, purpose: Purpose) -> list[tu
                 continue
         rule = Rule("varied", _rule_values(face))
         hand = tuple(rng.sample(deck, cfg.num_cards))
-        if in_eval_pool(hand, cfg) != (purpose == "eval"):
+        if not admitted(hand, rule, target, cfg, evaluation=purpose == "eval"):
             continue
         if not is_solvable([rule.value(c) for c in hand], target):
             continue

@@ -23,9 +23,14 @@ def stage_config(cfg: RaysweepConfig) -> RaysweepConfig:
         if key in pre.sft:
             raise ConfigError(f"pretrain.sft.{key}: not settable; the stage has one seed (pretrain.seed) and one "
                               "checkpoint (pretrain.steps)")
+    for key in ("split_seed", "eval_fraction"):
+        if key in pre.task:
+            raise ConfigError(f"pretrain.task.{key}: not settable; the stage shares the task's train/eval split, so "
+                              f"no evaluation problem is ever a pre-training problem (set task.{key} instead)")
     data = cfg.model_dump(mode="json")
-    # a varied-rule stage draws its targets from task.target_values; the task's own per-hand range is not its
-    data["task"] = {**data["task"], **({"targets": None} if "face_values" in pre.task else {}), **pre.task}
+    # a varied-rule stage draws its examples' targets from task.target_values; task.targets stays: the stage is
+    # evaluated on the task's own evaluation problems
+    data["task"] = {**data["task"], **pre.task}
     data["eval"] = {**data["eval"], **pre.eval}
     data["sft"] = {**data["sft"], **pre.sft, "seeds": [pre.seed],
                    "checkpoints": sorted({*pre.checkpoints, pre.steps})}

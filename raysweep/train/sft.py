@@ -15,8 +15,8 @@ from raysweep.train.record import close_open_run
 
 def for_workers(cfg: RaysweepConfig) -> RaysweepConfig:
     """The config as workers must see it: workers run in another directory (Ray's) and maybe on another
-    machine, so the output directory and the MLflow URI are made absolute here, on the driver."""
-    check_eval_sets(cfg)
+    machine, so the output directory and the MLflow URI are made absolute here, on the driver. (Evaluation
+    pools too small for ``eval.n`` were refused when the config loaded.)"""
     out = Path(cfg.output_dir).resolve()
     tracking = cfg.tracking.model_copy(update={"uri": tracking_uri(cfg.tracking, out)})
     if tracking.enabled:
@@ -32,18 +32,6 @@ def model_identity(cfg: RaysweepConfig) -> str | dict:
 
     return {"base": cfg.model.name, "pretrain": config_trunk_id(stage_config(cfg)),
             "pretrain_seed": cfg.pretrain.seed, "pretrain_steps": cfg.pretrain.steps}
-
-
-def check_eval_sets(cfg: RaysweepConfig) -> None:
-    """Deal every evaluation set now (a second), so a pool too small for ``eval.n`` fails before training,
-    not at the first checkpoint after minutes of it."""
-    from raysweep.tasks.datasets import eval_dataset
-
-    for rule in cfg.task.eval_rules:
-        try:
-            eval_dataset(cfg.task, rule, cfg.eval.n, cfg.eval.seed)
-        except ValueError as exc:
-            raise ConfigError(f"eval.n / task: {exc}") from None
 
 
 def config_trunk_id(cfg: RaysweepConfig) -> str:
