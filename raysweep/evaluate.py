@@ -1,11 +1,13 @@
 """Batched ID/OOD evaluation: generation with left padding and the KV cache, exact scoring, intervals.
 
-For each rule, a fixed evaluation set (``eval_dataset``: unique hands from the evaluation pool, seeded)
-is answered by the model and scored by the exact verifier. Reported per rule: accuracy with a 95%
-interval, n, and the verdict breakdown. With one greedy answer per prompt the interval is Wilson's;
-with ``samples > 1`` answers per prompt (temperature sampling) the answers to one prompt are not
-independent, so the interval is a cluster-robust normal interval over per-prompt accuracies, and
-pass@k (some answer correct) is reported with a Wilson interval over prompts.
+For each rule, a fixed evaluation set (``eval_dataset``: distinct problems from the evaluation pool,
+seeded) is answered by the model and scored by the exact verifier. Reported per rule: accuracy with a
+95% interval, n (independent problems), the answers' count and the verdict breakdown. With one greedy
+answer per problem the interval is Wilson's; with ``samples > 1`` answers per problem (temperature
+sampling) the accuracy is pass@1 (the mean over problems of the share of correct answers) with an
+interval clustered by problem (:mod:`raysweep.intervals`), and pass@k (some answer correct) is reported
+with a Wilson interval over problems. Each record names its problem (``problem``: values under the
+rule and the target), which clustering and paired comparisons group by.
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ from typing import Callable, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from raysweep.intervals import by_problem, clustered_accuracy, wilson
 from raysweep.tasks.datasets import eval_dataset
-from raysweep.tasks.generalpoints import VERDICTS, TaskConfig, score
+from raysweep.tasks.generalpoints import VERDICTS, TaskConfig, problem_label, problem_of, score
 
 
 class EvalConfig(BaseModel):
@@ -44,36 +47,16 @@ class EvalConfig(BaseModel):
 # --------------------------------------------------------------------------------------- statistics
 
 
-def wilson(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
-    """95% Wilson score interval for k successes in n trials."""
-    if n == 0:
-        return (0.0, 1.0)
-    p = k / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return (max(0.0, centre - half), min(1.0, centre + half))
-
-
-def cluster_interval(per_prompt: Sequence[float], z: float = 1.959964) -> tuple[float, float]:
-    """Normal interval of the mean of per-prompt accuracies (answers clustered by prompt)."""
-    m = len(per_prompt)
-    if m < 2:
-        return (0.0, 1.0)
-    mean = sum(per_prompt) / m
-    var = sum((x - mean) ** 2 for x in per_prompt) / (m - 1)
-    half = z * math.sqrt(var / m)
-    return (max(0.0, mean - half), min(1.0, mean + half))
-
-
 @dataclass
 class RuleResult:
-    """Evaluation of one rule. ``records``: per prompt, the cards, answers and verdicts."""
+    """Evaluation of one rule. ``n``: independent problems; ``answers``: answers scored (``n * samples``);
+    ``verdicts`` counts answers. ``records``: per prompt, its problem, cards, answers and verdicts."""
 
     rule: str
     n_prompts: int
     samples: int
     n: int
+    answers: int
     correct: int
     accuracy: float
     ci95: tuple[float, float]
@@ -93,23 +76,23 @@ class RuleResult:
         return d
 
 
-def summarise(rule: str, answers: list[list[str]], verdicts: list[list[str]]) -> RuleResult:
-    """Accuracy, interval and verdict breakdown from per-prompt verdict lists (pure)."""
-    k = len(verdicts[0]) if verdicts else 1
+def summarise(rule: str, answers: list[list[str]], verdicts: list[list[str]],
+              problems: Sequence | None = None) -> RuleResult:
+    """Accuracy (clustered by problem), interval and verdict breakdown from per-prompt verdict lists (pure).
+    ``problems``: each prompt's problem key (default: every prompt its own problem)."""
+    keys = list(range(len(verdicts))) if problems is None else list(problems)
+    groups = by_problem(keys, [[v == "correct" for v in vs] for vs in verdicts])
+    k = max((len(vs) for vs in verdicts), default=1)
     flat = [v for vs in verdicts for v in vs]
     correct = sum(v == "correct" for v in flat)
     counts = {name: sum(v == name for v in flat) for name in VERDICTS}
-    n = len(flat)
-    acc = correct / n if n else 0.0
-    if k == 1:
-        ci, method, pak, pak_ci = wilson(correct, n), "wilson", None, None
-    else:
-        per_prompt = [sum(v == "correct" for v in vs) / len(vs) for vs in verdicts]
-        ci, method = cluster_interval(per_prompt), "cluster-normal"
-        solved = sum(any(v == "correct" for v in vs) for vs in verdicts)
-        pak, pak_ci = solved / len(verdicts), wilson(solved, len(verdicts))
-    return RuleResult(rule=rule, n_prompts=len(verdicts), samples=k, n=n, correct=correct, accuracy=acc,
-                      ci95=ci, ci_method=method, verdicts=counts, pass_at_k=pak, pass_at_k_ci95=pak_ci)
+    acc, ci, method = clustered_accuracy(groups)
+    pak = pak_ci = None
+    if k > 1:
+        solved = sum(any(g) for g in groups)
+        pak, pak_ci = solved / max(1, len(groups)), wilson(solved, len(groups))
+    return RuleResult(rule=rule, n_prompts=len(verdicts), samples=k, n=len(groups), answers=len(flat), correct=correct,
+                      accuracy=acc, ci95=ci, ci_method=method, verdicts=counts, pass_at_k=pak, pass_at_k_ci95=pak_ci)
 
 
 # --------------------------------------------------------------------------------------- generation
@@ -310,18 +293,20 @@ def evaluate_rule(model, tokenizer, task: TaskConfig, rule: str, cfg: EvalConfig
             loss = (loss[0] + l_sum, loss[1] + l_n)
         answers = [by_index[i] for i in range(len(ds))]
     rule_obj = task.rule(rule)
-    scores = [[score(cards, a, rule_obj, target, task.reward) for a in ans]
+    train_rule = task.rule(task.train_rule)
+    scores = [[score(cards, a, rule_obj, target, task.reward, train_rule) for a in ans]
               for cards, target, ans in zip(ds["cards"], ds["target"], answers)]
-    res = summarise(rule, answers, [[s.verdict for s in ss] for ss in scores])
+    problems = [problem_label(problem_of(cards, rule_obj, target)) for cards, target in zip(ds["cards"], ds["target"])]
+    res = summarise(rule, answers, [[s.verdict for s in ss] for ss in scores], problems)
     res.seconds = seconds
-    res.mean_new_tokens = gen_tokens / max(1, res.n)
+    res.mean_new_tokens = gen_tokens / max(1, res.answers)
     res.tokens_per_s = gen_tokens / max(seconds, 1e-9)
     if with_loss:
         res.loss = loss[0] / max(1, loss[1])
     res.records = [
-        {"cards": cards, "answers": ans, "verdicts": [s.verdict for s in ss], "formulas": [s.formula for s in ss]}
-        | ({"target": target} if task.targets is not None else {})
-        for cards, target, ans, ss in zip(ds["cards"], ds["target"], answers, scores)
+        {"problem": key, "cards": cards, "answers": ans, "verdicts": [s.verdict for s in ss],
+         "formulas": [s.formula for s in ss]} | ({"target": target} if task.targets is not None else {})
+        for key, cards, target, ans, ss in zip(problems, ds["cards"], ds["target"], answers, scores)
     ]
     return res
 
@@ -340,13 +325,15 @@ def evaluate(model, tokenizer, task: TaskConfig, cfg: EvalConfig, rules: Sequenc
 
 def format_table(results: dict[str, RuleResult]) -> str:
     """A plain-text table of results, one row per rule."""
-    head = f"{'rule':<8}{'n':>6}  {'accuracy':>8}  {'95% CI':<16}" + "".join(f"{v:>13}" for v in VERDICTS)
+    head = f"{'rule':<8}{'n':>6}  {'accuracy':>8}  {'95% CI':<16}" + "".join(f"{v:>18}" for v in VERDICTS)
     rows = [head, "-" * len(head)]
     for r in results.values():
         ci = f"[{r.ci95[0]:.3f}, {r.ci95[1]:.3f}]"
         rows.append(f"{r.rule:<8}{r.n:>6}  {r.accuracy:>8.3f}  {ci:<16}"
-                    + "".join(f"{r.verdicts[v]:>13}" for v in VERDICTS))
+                    + "".join(f"{r.verdicts.get(v, 0):>18}" for v in VERDICTS))
         if r.pass_at_k is not None:
-            rows.append(f"{'':<8}{'':>6}  pass@{r.samples}={r.pass_at_k:.3f} "
-                        f"[{r.pass_at_k_ci95[0]:.3f}, {r.pass_at_k_ci95[1]:.3f}] over {r.n_prompts} prompts")
+            rows.append(f"{'':<8}{'':>6}  accuracy is pass@1 over {r.samples} samples ({r.answers} answers, interval "
+                        f"clustered by problem); pass@{r.samples}={r.pass_at_k:.3f} "
+                        f"[{r.pass_at_k_ci95[0]:.3f}, {r.pass_at_k_ci95[1]:.3f}] over {r.n} problems")
+    rows.append("n: independent problems per rule")
     return "\n".join(rows)

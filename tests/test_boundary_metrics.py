@@ -27,7 +27,7 @@ def test_paired_interval_holds_its_estimate_and_is_exact_at_the_extremes():
     assert d.significant_gain and not d.significant_loss
     same = paired_diff([True, False] * 50, [True, False] * 50)
     assert same.value == 0 and same.low < 0 < same.high and same.high - same.low < 0.1
-    with pytest.raises(ValueError, match="same hands"):
+    with pytest.raises(ValueError, match="same problems"):
         paired_diff([True], [True, False])
 
 
@@ -60,9 +60,9 @@ def test_clustered_difference_for_several_samples_per_prompt():
     assert compare_records(recs([["correct"], ["malformed"]]), recs([["correct"], ["correct"]])).value == 0.5
     two = compare_records(recs([["correct", "wrong_value"]] * 3), recs([["correct", "correct"]] * 3))
     assert two.value == pytest.approx(0.5)
-    with pytest.raises(ValueError, match="same hands"):
+    with pytest.raises(ValueError, match="same problems"):
         compare_records([{"cards": ["A"], "verdicts": ["correct"]}], [{"cards": ["K"], "verdicts": ["correct"]}])
-    with pytest.raises(ValueError, match="same hands"):  # per-hand targets are part of the pairing
+    with pytest.raises(ValueError, match="same problems"):  # per-hand targets are part of the pairing
         compare_records([{"cards": ["A"], "target": 18, "verdicts": ["correct"]}],
                         [{"cards": ["A"], "target": 20, "verdicts": ["correct"]}])
 

@@ -7,7 +7,6 @@ import pytest
 
 from raysweep.evaluate import (
     EvalConfig,
-    cluster_interval,
     common_prefix_len,
     evaluate,
     format_table,
@@ -26,19 +25,12 @@ def test_wilson_known_values():
     assert wilson(0, 0) == (0.0, 1.0)
 
 
-def test_cluster_interval_is_wider_than_naive_for_correlated_samples():
-    per_prompt = [1.0] * 10 + [0.0] * 10  # each prompt always right or always wrong
-    lo, hi = cluster_interval(per_prompt)
-    naive = wilson(40, 80)  # 20 prompts x 4 samples treated as independent
-    assert hi - lo > naive[1] - naive[0]
-
-
 def test_summarise_counts_and_pass_at_k():
     verdicts = [["correct", "malformed"], ["wrong_value", "wrong_value"], ["correct", "correct"]]
     r = summarise("ood", [["a", "b"]] * 3, verdicts)
-    assert r.n == 6 and r.correct == 3 and math.isclose(r.accuracy, 0.5)
-    assert r.verdicts == {"correct": 3, "wrong_value": 2, "wrong_cards": 0, "malformed": 1}
-    assert r.pass_at_k == pytest.approx(2 / 3) and r.ci_method == "cluster-normal"
+    assert r.n == 3 and r.answers == 6 and r.correct == 3 and math.isclose(r.accuracy, 0.5)
+    assert r.verdicts == {"correct": 3, "wrong_value": 2, "wrong_cards": 0, "train_rule_values": 0, "malformed": 1}
+    assert r.pass_at_k == pytest.approx(2 / 3) and r.ci_method == "wilson-clustered"
     r1 = summarise("id", [["a"]] * 2, [["correct"], ["malformed"]])
     assert r1.ci_method == "wilson" and r1.pass_at_k is None
 

@@ -1,10 +1,12 @@
 """Recovery metrics, pure: what RL did to accuracy relative to where it started, with 95% intervals.
 
-Every evaluation of a sweep uses the same fixed hands per rule (same task and eval settings), so the
-accuracy before RL (the SFT checkpoint) and after RL are *paired* over hands. The interval of their
-difference uses that pairing (Newcombe's hybrid score interval for paired proportions, method 10 of
-Newcombe 1998), which is much tighter than treating the two as independent samples when most hands keep
-their verdict.
+Every evaluation of a sweep uses the same fixed problems per rule (same task and eval settings), so the
+accuracy before RL (the SFT checkpoint) and after RL are *paired* by problem. With one answer per problem
+the interval of their difference uses that pairing (Newcombe's hybrid score interval for paired
+proportions, method 10 of Newcombe 1998), much tighter than treating the two as independent samples when
+most problems keep their verdict. Where a problem has several answers (sampling, or a problem repeated in
+the data), the answers are clustered by problem: the interval is a t interval of the mean per-problem
+difference of accuracies. ``n`` is always the number of problems (or of seeds, aggregated).
 
 - ``recovery`` (per cell and rule): after − before, with its paired interval.
 - ``recovery ratio``: (after − before) / (peak − before), where ``peak`` is the trunk's best accuracy
@@ -19,11 +21,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Hashable, Sequence
 
-from raysweep.evaluate import wilson
-
-Z95 = 1.959963984540054
+from raysweep.intervals import Z95, wilson
 # two-sided 95% Student t quantiles by degrees of freedom (1..30); beyond, the normal's
 _T95 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
         2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048,
@@ -41,7 +41,7 @@ class Diff:
     value: float
     low: float
     high: float
-    n: int  # hands (paired) or seeds (aggregated)
+    n: int  # problems (paired) or seeds (aggregated)
 
     @property
     def significant_gain(self) -> bool:
@@ -53,9 +53,9 @@ class Diff:
 
 
 def paired_diff(before: Sequence[bool], after: Sequence[bool], z: float = Z95) -> Diff:
-    """after − before accuracy over the same hands, with Newcombe's paired score interval (method 10)."""
+    """after − before accuracy over the same problems (one answer each), with Newcombe's paired score interval (method 10)."""
     if len(before) != len(after):
-        raise ValueError(f"paired evaluations must cover the same hands: {len(before)} vs {len(after)}")
+        raise ValueError(f"paired evaluations must cover the same problems: {len(before)} vs {len(after)}")
     n = len(before)
     if n == 0:
         return Diff(0.0, -1.0, 1.0, 0)
@@ -77,18 +77,18 @@ def paired_diff(before: Sequence[bool], after: Sequence[bool], z: float = Z95) -
     return Diff(diff, max(-1.0, diff - math.sqrt(max(dl, 0.0))), min(1.0, diff + math.sqrt(max(du, 0.0))), n)
 
 
-def clustered_diff(before: Sequence[float], after: Sequence[float], z: float = Z95) -> Diff:
-    """after − before over the same prompts when each prompt has several sampled answers: a normal
-    interval of the mean per-prompt difference of accuracies."""
+def clustered_diff(before: Sequence[float], after: Sequence[float]) -> Diff:
+    """after − before over the same problems when a problem has several answers (clustered by problem): a
+    t interval (k − 1 degrees of freedom) of the mean per-problem difference of accuracies."""
     if len(before) != len(after):
-        raise ValueError(f"paired evaluations must cover the same prompts: {len(before)} vs {len(after)}")
+        raise ValueError(f"paired evaluations must cover the same problems: {len(before)} vs {len(after)}")
     m = len(before)
     if m < 2:
         return Diff(0.0 if m == 0 else after[0] - before[0], -1.0, 1.0, m)
     ds = [y - x for x, y in zip(before, after)]
     mean = sum(ds) / m
     sd = math.sqrt(sum((v - mean) ** 2 for v in ds) / (m - 1))
-    half = z * sd / math.sqrt(m)
+    half = t95(m - 1) * sd / math.sqrt(m)
     return Diff(mean, max(-1.0, mean - half), min(1.0, mean + half), m)
 
 
@@ -118,21 +118,26 @@ def over_seeds(diffs: Sequence[Diff]) -> Diff:
     return Diff(mean, max(-1.0, mean - max(between, within_low)), min(1.0, mean + max(between, within_high)), k)
 
 
-def correctness(records: Sequence[dict]) -> tuple[list[tuple], list[float]]:
-    """From an evaluation's per-prompt records: the prompts' keys (cards in order, and the hand's target
-    where the task has per-hand targets) and each prompt's share of correct answers."""
-    keys = [(tuple(r["cards"]), r.get("target")) for r in records]
-    shares = [sum(v == "correct" for v in r["verdicts"]) / max(1, len(r["verdicts"])) for r in records]
-    return keys, shares
+def record_key(record: dict) -> Hashable:
+    """The problem an evaluation record poses (records made before problems were named: its cards and target)."""
+    return record.get("problem") or (tuple(record["cards"]), record.get("target"))
+
+
+def problem_answers(records: Sequence[dict]) -> dict[Hashable, list[bool]]:
+    """Each problem's answers (correct or not), gathered over the records that pose it, in first-seen order."""
+    out: dict[Hashable, list[bool]] = {}
+    for r in records:
+        out.setdefault(record_key(r), []).extend(v == "correct" for v in r["verdicts"])
+    return out
 
 
 def compare_records(before: Sequence[dict], after: Sequence[dict]) -> Diff:
-    """The paired difference between two evaluations' records of one rule (same hands, same order)."""
-    kb, sb = correctness(before)
-    ka, sa = correctness(after)
-    if kb != ka:
-        raise ValueError("the two evaluations are not over the same hands (task or eval settings differ)")
-    one_sample = all(len(r["verdicts"]) == 1 for r in list(before) + list(after))
-    if one_sample:
-        return paired_diff([s == 1.0 for s in sb], [s == 1.0 for s in sa])
-    return clustered_diff(sb, sa)
+    """The paired difference between two evaluations' records of one rule, paired by problem: Newcombe's
+    paired interval when every problem has one answer on each side, else clustered by problem."""
+    b, a = problem_answers(before), problem_answers(after)
+    if set(b) != set(a):
+        raise ValueError("the two evaluations are not over the same problems (task or eval settings differ)")
+    keys = list(b)
+    if all(len(b[k]) == 1 and len(a[k]) == 1 for k in keys):
+        return paired_diff([b[k][0] for k in keys], [a[k][0] for k in keys])
+    return clustered_diff([sum(b[k]) / len(b[k]) for k in keys], [sum(a[k]) / len(a[k]) for k in keys])

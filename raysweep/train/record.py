@@ -32,7 +32,7 @@ def eval_metrics(summary: dict[str, dict]) -> tuple[dict[str, float], str]:
     for rule, r in summary.items():
         lo, hi = r["ci95"]
         metrics.update({f"eval/{rule}/accuracy": r["accuracy"], f"eval/{rule}/ci_low": lo, f"eval/{rule}/ci_high": hi,
-                        **{f"eval/{rule}/{v}": c / max(1, r["n"]) for v, c in r.get("verdicts", {}).items()}})
+                        **{f"eval/{rule}/{v}": c / max(1, r.get("answers", r["n"])) for v, c in r.get("verdicts", {}).items()}})
         text = f"{rule} {r['accuracy']:.3f} [{lo:.3f},{hi:.3f}] n={r['n']}"
         if r.get("loss") is not None:
             metrics[f"eval/{rule}/loss"] = r["loss"]
