@@ -104,7 +104,11 @@ def test_report_writes_the_table_the_summary_and_the_figures(tmp_path):
     # what the OOD answers got wrong along SFT, mean over the two seeds (the training rule has no table)
     assert "## What the answers got wrong along SFT" in md and "| id | 0 |" not in md
     k = round(OOD_SFT[10] * N)
-    assert f"| ood | 10 | {k / N:.3f} | 0.000 | {(N - k) / N:.3f} | 0.000 | 2 |" in md
+    assert f"| ood | 10 | {k / N:.3f} | 0.000 | 0.000 | {(N - k) / N:.3f} | 0.000 | 2 |" in md
+    # and per RL cell, at its SFT checkpoint and after RL
+    k40 = round((OOD_SFT[40] + OOD_GAIN[40]) * N)
+    assert "## What the answers got wrong after RL (per cell)" in md
+    assert f"| seed0-sft40-learning_rate=1e-06 | ood | after | {k40 / N:.3f} | 0.000 | 0.000 | {(N - k40) / N:.3f} |" in md
     rows = (sdir / "report" / "boundary.csv").read_text().splitlines()
     assert len(rows) == 1 + 2 * len(STEPS) * 2 and rows[0].startswith("cell,sft.seed,rl.sft_step")
 

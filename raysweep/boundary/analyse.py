@@ -27,6 +27,8 @@ class CellRecovery:
     after: float
     diff: Diff
     ratio: tuple[float, float, float] | None  # (value, low, high) relative to the trunk's peak
+    verdicts_before: dict[str, int] = field(default_factory=dict)  # verdict counts of the answers, SFT checkpoint
+    verdicts_after: dict[str, int] = field(default_factory=dict)  # ... and after RL
 
     def row(self) -> dict:
         r = {"cell": self.cell.name, **self.cell.params(), "rule": self.rule, "before": self.before,
@@ -48,7 +50,7 @@ class Analysis:
     recovery: dict[tuple[tuple, str], dict[int, Diff]] = field(default_factory=dict)
     windows: dict[tuple[tuple, str], Window] = field(default_factory=dict)
     missing: list[str] = field(default_factory=list)  # cells without a final evaluation yet
-    # (seed, rule) -> accuracy at the trunk's last length − at its peak, paired over the same hands
+    # (seed, rule) -> accuracy at the trunk's last length − at its peak, paired over the same problems
     falls: dict[tuple[int, str], Diff] = field(default_factory=dict)
     # (seed, rule) -> sft_length -> {verdict: count}: what the answers got wrong along the trunk
     verdicts: dict[tuple[int, str], dict[int, dict[str, int]]] = field(default_factory=dict)
@@ -90,7 +92,7 @@ def mean_verdict_shares(by_seed: list[dict[int, dict[str, int]]]) -> dict[int, t
 
 
 def trunk_fall(tdir: Path, rule: str, peak_step: int, last_step: int) -> Diff | None:
-    """Accuracy at the trunk's last length minus at its peak, paired over the same evaluation hands (each
+    """Accuracy at the trunk's last length minus at its peak, paired by evaluation problem (each
     checkpoint's ``eval.json``); None where either evaluation is missing."""
     from raysweep.train import trunk as T
 
@@ -104,7 +106,7 @@ def trunk_fall(tdir: Path, rule: str, peak_step: int, last_step: int) -> Diff | 
 
 
 def final_eval_file(rdir: Path) -> Path | None:
-    """The RL run's last evaluation with every hand (``evals/step-<k>.json`` with the largest k)."""
+    """The RL run's last evaluation with every problem's answers (``evals/step-<k>.json``, the largest k)."""
     files = list((rdir / "evals").glob("step-*.json")) if (rdir / "evals").is_dir() else []
     return max(files, key=lambda p: int(p.stem.split("-")[1]), default=None)
 
@@ -152,7 +154,9 @@ def analyse(sweep_dir: str | Path, threshold: float | None = None) -> Analysis:
             before, after = before_all[rule]["summary"]["accuracy"], after_all[rule]["summary"]["accuracy"]
             peak = out.peaks.get((cell.seed, rule))
             out.cells.append(CellRecovery(cell, rule, before, after, d,
-                                          ratio(d, before, peak.accuracy) if peak else None))
+                                          ratio(d, before, peak.accuracy) if peak else None,
+                                          dict(before_all[rule]["summary"].get("verdicts", {})),
+                                          dict(after_all[rule]["summary"].get("verdicts", {}))))
             per.setdefault((cell.settings, rule), {}).setdefault(cell.sft_step, []).append(d)
     for key, by_step in per.items():
         out.recovery[key] = {step: over_seeds(ds) for step, ds in sorted(by_step.items())}

@@ -27,8 +27,9 @@ def markdown(a: Analysis, sweep_name: str, threshold: float, spectral: dict | No
     caption = [f"**{a.cfg.sweep.label}**", ""] if a.cfg.sweep.label else []
     lines = [f"# Recovery report: {sweep_name}", "", *caption,
              f"Model `{a.cfg.model.name}`; SFT lengths {list(a.cfg.sft.checkpoints)}, seeds {list(a.cfg.sft.seeds)}; "
-             f"{a.cfg.eval.n} evaluation hands per rule. A length is in the window when the 95% interval of "
-             f"RL's paired gain (after RL − after SFT, same hands) lies above {threshold:g}.", "",
+             f"{a.cfg.eval.n} distinct evaluation problems per rule (n counts problems; intervals cluster and pair "
+             f"by problem). A length is in the window when the 95% interval of RL's paired gain (after RL − after "
+             f"SFT, same problems) lies above {threshold:g}.", "",
              "## Findings", ""]
     lines += [f"- {line}" for line in summary_text(a).splitlines()]
     lines += ["", "## The paper's four findings", "", "Checked as `raysweep.boundary.findings` defines them (thresholds "
@@ -53,28 +54,44 @@ def markdown(a: Analysis, sweep_name: str, threshold: float, spectral: dict | No
     return "\n".join(lines) + "\n"
 
 
+VERDICT_COLUMNS = ("correct", "train_rule_values", "wrong_cards", "wrong_value", "malformed")
+VERDICT_HEAD = "correct | ignored the rule | other wrong numbers | wrong value | malformed"
+VERDICT_NOTE = ("Share of evaluation answers per verdict: *ignored the rule* (`train_rule_values`: the formula "
+                "computes with exactly the training rule's values for the hand, not the stated ones: the forgetting "
+                "the paper is about), *other wrong numbers* (`wrong_cards`: a misread rule or numbers made up), "
+                "*wrong value* (the right numbers, the wrong result), *malformed*.")
+
+
+def _shares(counts: dict[str, int]) -> str:
+    total = max(1, sum(counts.values()))
+    return " | ".join(f"{counts.get(v, 0) / total:.3f}" for v in VERDICT_COLUMNS)
+
+
 def verdict_lines(a: Analysis) -> list[str]:
-    """The report's table of what the answers got wrong along SFT, per rule other than the training rule
-    (mean over seeds): whether a fall in OOD accuracy comes with more *wrong numbers* (values that are not
-    the cards' under the rule) or more *wrong value* (the arithmetic failing)."""
+    """The report's tables of what the answers got wrong, per rule other than the training rule: along SFT
+    (mean over seeds) and per RL cell (at its SFT checkpoint, then after RL): whether a fall in OOD accuracy
+    comes with the training rule's values (the rule ignored), other wrong numbers, or the arithmetic failing,
+    and which of them RL changes."""
     lines: list[str] = []
-    for rule in a.cfg.task.eval_rules:
-        if rule == a.cfg.task.train_rule:
-            continue
+    others = [r for r in a.cfg.task.eval_rules if r != a.cfg.task.train_rule]
+    for rule in others:
         by_seed = [v for (seed, r), v in sorted(a.verdicts.items()) if r == rule]
         if not by_seed:
             continue
         if not lines:
-            lines += ["", "## What the answers got wrong along SFT (mean over seeds)", "",
-                      "Share of evaluation answers per verdict: *wrong numbers* (`wrong_cards`: the formula's "
-                      "numbers are not the cards' values under the rule: the ID rule's values on OOD cards, a "
-                      "misread rule, or numbers made up), *wrong value* (the right numbers, the wrong result), "
-                      "*malformed*.", "",
-                      "| rule | SFT length | correct | wrong numbers | wrong value | malformed | seeds |",
-                      "|---|---:|---:|---:|---:|---:|---:|"]
+            lines += ["", "## What the answers got wrong along SFT (mean over seeds)", "", VERDICT_NOTE, "",
+                      f"| rule | SFT length | {VERDICT_HEAD} | seeds |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
         for step, (shares, k) in mean_verdict_shares(by_seed).items():
-            cols = " | ".join(f"{shares.get(v, 0.0):.3f}" for v in ("correct", "wrong_cards", "wrong_value", "malformed"))
+            cols = " | ".join(f"{shares.get(v, 0.0):.3f}" for v in VERDICT_COLUMNS)
             lines.append(f"| {rule} | {step} | {cols} | {k} |")
+    cells = [c for c in a.cells if c.rule in others and c.verdicts_after]
+    if cells:
+        lines += ["", "## What the answers got wrong after RL (per cell)", "",
+                  "Verdict shares at the cell's SFT checkpoint (*before*) and after RL (*after*).", "",
+                  f"| cell | rule | when | {VERDICT_HEAD} |", "|---|---|---|---:|---:|---:|---:|---:|"]
+        for c in cells:
+            lines.append(f"| {c.cell.name} | {c.rule} | before | {_shares(c.verdicts_before)} |")
+            lines.append(f"| {c.cell.name} | {c.rule} | after | {_shares(c.verdicts_after)} |")
     return lines
 
 
