@@ -88,6 +88,17 @@ class RaysweepConfig(BaseModel):
         return self
 
     @model_validator(mode="after")
+    def _reward_scale_can_learn(self) -> "RaysweepConfig":
+        rl = self.rl
+        if (self.task.reward == "paper" and "grpo" in rl.grid.get("algorithm", [rl.algorithm])
+                and "group" in rl.grid.get("scale_rewards", [rl.scale_rewards])):
+            raise ValueError("rl.scale_rewards=group with task.reward=paper: per-group scaling gives a group with no "
+                             "correct answer (-1 wrong value vs -2 wrong numbers) advantages as large as a correct "
+                             "answer's, so the update is spent ranking wrong answers; use rl.scale_rewards=batch "
+                             "(or none), or task.reward=binary")
+        return self
+
+    @model_validator(mode="after")
     def _eval_pools_hold_eval_n(self) -> "RaysweepConfig":
         from raysweep.tasks.generalpoints import check_eval_pools
 

@@ -87,6 +87,61 @@ def test_rl_config_checks_name_the_field():
     assert load_config(None, ["rl.eval_every=0", "rl.max_steps=5"]).rl.eval_steps() == [0, 5]
 
 
+def test_rl_objective_options_refuse_what_has_no_effect_or_cannot_learn():
+    # clipping acts only when a batch of rollouts is optimised more than once
+    for bad in (["rl.epsilon=0.1"], ["rl.epsilon_high=0.28"], ["rl.grid={epsilon: [0.1, 0.2]}"],
+                ["rl.grid={epsilon: [0.1, 0.2], num_iterations: [1, 2]}"]):
+        with pytest.raises(ConfigError, match="num_iterations=1 the policy ratio is always 1"):
+            load_config(None, bad)
+    ok = load_config(None, ["rl.num_iterations=2", "rl.epsilon=0.1", "rl.epsilon_high=0.28"]).rl
+    assert (ok.num_iterations, ok.epsilon, ok.epsilon_high) == (2, 0.1, 0.28)
+    assert load_config(None, ["rl.grid={epsilon: [0.1, 0.2], num_iterations: [2, 4]}"]).rl.grid["epsilon"] == [0.1, 0.2]
+    # the paper's reward scale under per-group scaling ranks wrong answers: refused, naming both fields
+    with pytest.raises(ConfigError, match="rl.scale_rewards=group with task.reward=paper"):
+        load_config(None, ["task.reward=paper", "rl.scale_rewards=group"])
+    with pytest.raises(ConfigError, match="scale_rewards=group with task.reward=paper"):
+        load_config(None, ["task.reward=paper", "rl.grid={scale_rewards: [batch, group]}"])
+    assert load_config(None, ["task.reward=binary", "rl.scale_rewards=group"]).rl.scale_rewards == "group"
+    # RLOO has neither per-group scaling nor a choice of loss
+    with pytest.raises(ConfigError, match="RLOO has no per-group scaling"):
+        load_config(None, ["rl.algorithm=rloo", "rl.scale_rewards=group"])
+    with pytest.raises(ConfigError, match="RLOO has one loss"):
+        load_config(None, ["rl.algorithm=rloo", "rl.loss_type=grpo"])
+    # defaults a TRL practitioner would pick: batch scaling, a short warm-up (10% of the steps)
+    rl = load_config(None, ["rl.max_steps=40"]).rl
+    assert (rl.scale_rewards, rl.warmup, rl.num_iterations) == ("batch", 4, 1)
+    assert load_config(None, ["rl.max_steps=40", "rl.warmup_steps=0"]).rl.warmup == 0
+
+
+def test_trainer_args_carry_the_objective():
+    from trl import GRPOConfig, RLOOConfig
+
+    from raysweep.train.rl_worker import objective_args
+
+    cfg = load_config(None, ["rl.num_iterations=2", "rl.epsilon_high=0.28", "rl.scale_rewards=none",
+                             "rl.loss_type=dr_grpo", "rl.mask_truncated_completions=true", "rl.max_steps=30"])
+    g = objective_args(cfg.rl)
+    assert g == dict(beta=0.04, num_iterations=2, epsilon=0.2, epsilon_high=0.28, mask_truncated_completions=True,
+                     warmup_steps=3, scale_rewards="none", loss_type="dr_grpo")
+    r = objective_args(load_config(None, ["rl.algorithm=rloo"]).rl)
+    assert r["normalize_advantages"] is True and "scale_rewards" not in r  # scale_rewards=batch
+    # every name is one TRL's configs take
+    import dataclasses
+
+    assert set(g) <= {f.name for f in dataclasses.fields(GRPOConfig)}
+    assert set(r) <= {f.name for f in dataclasses.fields(RLOOConfig)}
+
+
+def test_reward_keeps_a_few_scored_completions_for_auditing():
+    reward = VerifierReward(TaskConfig(reward="paper"), keep=2)
+    out = reward(completions=["Formula: (10+2)*(1+1)", "Formula: 13*2", "?"], cards=[["K", "2", "A", "A"]] * 3,
+                 rule=["id"] * 3, target=[24] * 3)
+    assert out == [5.0, -2.0, -3.0]
+    got = reward.take_recent()
+    assert [(g["verdict"], g["reward"], g["target"]) for g in got] == [("correct", 5.0, 24), ("wrong_cards", -2.0, 24)]
+    assert got[0]["completion"] == "Formula: (10+2)*(1+1)" and reward.take_recent() == []
+
+
 def test_start_must_be_named_and_must_exist(tmp_path):
     from raysweep.train.rl import resolve_start
 
@@ -209,6 +264,11 @@ def test_rl_on_two_ray_workers_with_zero(algorithm, stage, tiny_trunk, monkeypat
         assert r["verdict/correct"] + r["verdict/wrong_value"] + r["verdict/wrong_cards"] + r["verdict/malformed"] \
             == pytest.approx(1.0)
     assert any(r["kl"] > 0 for r in train[1:]), "the policy never moved away from its start"
+    # a few scored completions per logged step, whose rewards are the verifier's
+    samples = [r for r in results if r["kind"] == "samples"]
+    assert [r["step"] for r in samples] == [1, 2, 3, 4] and all(len(r["samples"]) == 4 for r in samples)
+    for s in (s for r in samples for s in r["samples"]):
+        assert s["reward"] == score(s["cards"], s["completion"], "id", s["target"], "paper").reward
     evals = [r for r in results if r["kind"] == "eval"]
     assert [r["step"] for r in evals] == [0, 2, 4]
     assert evals[0]["reused_from"] == str(start)  # step 0 is the trunk checkpoint's own evaluation
@@ -274,3 +334,27 @@ def test_rl_kill_and_resume(tiny_trunk, tmp_path):
     assert sorted(latest) == [0, 5, 10, 15, 20, 24]
     assert (rdir / "final" / "manifest.json").is_file()
     assert json.loads((rdir / "final" / "manifest.json").read_text())["eval"] == latest[24]["eval"]
+
+
+@pytest.mark.integration
+def test_rollouts_after_a_mid_run_evaluation_continue_the_same_stream(tiny_trunk, tmp_path):
+    """Evaluation reseeds torch's RNG; inside RL it runs under fork_rng, so the completions sampled at step 2
+    are the same whether or not step 1 was followed by an evaluation (the RL worker as a plain process, the
+    path torchrun uses)."""
+    from raysweep.train.rl import plan_job, write_job
+
+    _, tdir = tiny_trunk
+    got = {}
+    for every in (1, 0):
+        out = tmp_path / f"every{every}"
+        cfg = load_config(None, rl_overrides(out, tdir, "rl.max_steps=2", f"rl.eval_every={every}",
+                                             "rl.deepspeed.stage=0", "rl.log_completions=16", "tracking.enabled=false"))
+        job = plan_job(cfg)
+        done = subprocess.run([sys.executable, "-m", "raysweep.train.rl_worker", "--job", str(write_job(job, cfg))],
+                              capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-4000:]
+        results = list(T.read_results(Path(job["run_dir"])))
+        assert [r["step"] for r in results if r["kind"] == "eval"] == ([0, 1, 2] if every else [0, 2])
+        got[every] = {r["step"]: [s["completion"] for s in r["samples"]] for r in results if r["kind"] == "samples"}
+    assert got[1][1] == got[0][1] and len(got[1][2]) == 16
+    assert got[1][2] == got[0][2], "the evaluation after step 1 changed the rollouts of step 2"

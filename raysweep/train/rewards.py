@@ -28,8 +28,15 @@ class VerifierReward:
 
     __name__ = "verifier"  # TRL names the per-function reward metrics after it: rewards/verifier/mean
 
-    def __init__(self, task: TaskConfig):
+    def __init__(self, task: TaskConfig, keep: int = 0):
         self.task = task
+        self.keep = keep
+        self.recent: list[dict] = []  # the last scored completions (at most ``keep``), for auditing rewards
+
+    def take_recent(self) -> list[dict]:
+        """The completions scored since the last call (at most ``keep``: the first of each batch), and forget them."""
+        out, self.recent = self.recent, []
+        return out
 
     def __call__(self, prompts: Sequence | None = None, completions: Sequence = (), cards: Sequence = (),
                  rule: Sequence = (), target: Sequence | None = None, log_metric=None, **_: Any) -> list[float]:
@@ -40,8 +47,12 @@ class VerifierReward:
             if self.task.targets is not None:
                 raise ValueError("reward: task.targets is set but the RL dataset has no 'target' column")
             target = [self.task.target] * len(completions)
-        scores = [score(c, completion_text(a), self.task.rule(r), int(t), self.task.reward)
-                  for a, c, r, t in zip(completions, cards, rule, target, strict=True)]
+        texts = [completion_text(a) for a in completions]
+        scores = [score(c, a, self.task.rule(r), int(t), self.task.reward)
+                  for a, c, r, t in zip(texts, cards, rule, target, strict=True)]
+        for i in range(min(len(scores), self.keep - len(self.recent))):
+            self.recent.append({"cards": list(cards[i]), "target": int(target[i]), "completion": texts[i],
+                                "verdict": scores[i].verdict, "reward": scores[i].reward})
         if log_metric is not None and scores:
             counts = Counter(s.verdict for s in scores)
             for v in VERDICTS:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
 from raysweep.train.workers_config import WorkersConfig
 
@@ -42,8 +42,26 @@ class RLConfig(WorkersConfig):
     max_steps: int = Field(50, ge=1, description="Optimizer steps.")
     batch_size: int = Field(4, ge=1, description="Prompts per optimizer step, over all workers.")
     gradient_accumulation_steps: int = Field(1, ge=1, description="Micro-steps per optimizer step (splits each step's batch).")
-    warmup_steps: int = Field(0, ge=0, description="Linear warm-up steps.")
-    epsilon: float = Field(0.2, gt=0, description="Clipping range of the policy ratio.")
+    warmup_steps: int | None = Field(
+        None, ge=0, description="Linear warm-up steps; default: 10% of max_steps (rounded down).")
+    scale_rewards: Literal["group", "batch", "none"] = Field(
+        "batch", description="How advantages are scaled: 'group' (by each group's reward std: GRPO's original, "
+        "gives a group with no correct answer advantages as large as a correct answer's), 'batch' (by the whole "
+        "batch's std) or 'none'. RLOO: 'batch' normalises advantages per generation batch, 'none' leaves them.")
+    loss_type: Literal["grpo", "dr_grpo", "dapo", "bnpo", "cispo", "sapo", "luspo", "vespo"] = Field(
+        "dapo", description="GRPO's loss aggregation (TRL's loss_type; RLOO has one loss and takes only the default).")
+    num_iterations: int = Field(
+        1, ge=1, description="Optimisation passes over each batch of rollouts (TRL's mu). With 1 the policy ratio "
+        "is always 1, so epsilon/epsilon_high have no effect.")
+    epsilon: float = Field(0.2, gt=0, description="Lower clipping range of the policy ratio (needs num_iterations > 1).")
+    epsilon_high: float | None = Field(
+        None, gt=0, description="Upper clipping range (DAPO's clip-higher; default: epsilon; needs num_iterations > 1).")
+    mask_truncated_completions: bool = Field(
+        False, description="Leave completions cut off at max_completion_length out of the loss (DAPO). Off: a "
+        "rambling answer is scored as malformed, which is the signal a short-answer task wants.")
+    log_completions: int = Field(
+        4, ge=0, description="Scored completions kept per logging step (results.jsonl, kind 'samples': the "
+        "hand, what was sampled, its verdict and reward), so rewards can be audited; 0: none.")
     num_prompts: int = Field(1000, ge=1, description="Size of the RL prompt pool (training-rule hands from the training pool).")
     seed: int = Field(0, description="Seed of the prompt pool, its order and the rollouts.")
     eval_every: int = Field(10, ge=0, description="Evaluate ID/OOD every this many steps (and at 0 and the end); 0: only 0 and end.")
@@ -69,13 +87,46 @@ class RLConfig(WorkersConfig):
                 raise ValueError(f"rl.grid.{key}: repeated values {values}")
             checked = []
             for i, v in enumerate(values):
-                try:
-                    checked.append(getattr(cls.model_validate({key: v}), key))  # as the field reads it: 1e-6 -> float
+                field = cls.model_fields[key]
+                try:  # the value as the field reads it (1e-6 -> float), its constraints checked, nothing else
+                    kind = Annotated[(field.annotation, *field.metadata)] if field.metadata else field.annotation
+                    checked.append(TypeAdapter(kind).validate_python(v))
                 except ValidationError as exc:
                     msgs = "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())
                     raise ValueError(f"rl.grid.{key}[{i}] = {v!r}: {msgs}") from None
             grid[key] = checked
         return grid
+
+    @model_validator(mode="after")
+    def _clipping_needs_iterations(self):
+        iterations = self.grid.get("num_iterations", [self.num_iterations])
+        if min(iterations) > 1:
+            return self
+        why = ("with rl.num_iterations=1 the policy ratio is always 1 (TRL), so clipping never acts: set "
+               "rl.num_iterations > 1 (every value of a num_iterations grid) or leave it out")
+        for key, default in (("epsilon", 0.2), ("epsilon_high", None)):
+            if key in self.grid:
+                raise ValueError(f"rl.grid.{key}: {why}")
+            if getattr(self, key) != default:
+                raise ValueError(f"rl.{key}={getattr(self, key)}: {why}")
+        return self
+
+    @model_validator(mode="after")
+    def _algorithm_options(self):
+        algos = self.grid.get("algorithm", [self.algorithm])
+        if "rloo" in algos:
+            if "group" in self.grid.get("scale_rewards", [self.scale_rewards]):
+                raise ValueError("rl.scale_rewards=group: TRL's RLOO has no per-group scaling; use batch "
+                                 "(normalise advantages per generation batch) or none")
+            if self.grid.get("loss_type", [self.loss_type]) != ["dapo"]:
+                raise ValueError("rl.loss_type: TRL's RLOO has one loss; leave rl.loss_type at its default with "
+                                 "rl.algorithm=rloo")
+        return self
+
+    @property
+    def warmup(self) -> int:
+        """The warm-up steps in effect (``warmup_steps``, or 10% of ``max_steps``)."""
+        return self.max_steps // 10 if self.warmup_steps is None else self.warmup_steps
 
     @model_validator(mode="after")
     def _check(self):
@@ -108,5 +159,5 @@ class RLConfig(WorkersConfig):
 
     def identity(self) -> dict:
         """Fields that shape the RL trajectory (not: where it starts, which the run id adds, nor logging)."""
-        return self.model_dump(mode="json", exclude={"checkpoint", "trunk", "sft_step", "sft_seed", "grid", "eval_every", "save_every",
-                                                     "logging_steps"})
+        return self.model_dump(mode="json", exclude={"checkpoint", "trunk", "sft_step", "sft_seed", "grid", "eval_every",
+                                                     "save_every", "logging_steps", "log_completions"})

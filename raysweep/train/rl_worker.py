@@ -26,7 +26,7 @@ from raysweep.train.record import StageRecorder, StepClock, config_params, eval_
 
 STEP_KEYS = ("reward", "reward_std", "frac_reward_zero_std", "kl", "entropy", "loss", "grad_norm", "learning_rate",
              "completions/mean_length", "completions/clipped_ratio", "verdict/correct", "verdict/wrong_value",
-             "verdict/wrong_cards", "verdict/malformed")
+             "verdict/wrong_cards", "verdict/malformed", "clip_ratio/region_mean")
 """Step metrics kept in ``results.jsonl`` (MLflow gets every numeric metric the trainer logs)."""
 
 
@@ -57,12 +57,18 @@ class _RLRun(StageRecorder):
         """Evaluate ``model`` (whole weights on every rank) on ID/OOD; rank 0 records and returns the summary."""
         from raysweep.evaluate import evaluate
 
+        import torch
+
         t0 = time.time()
         was_training = model.training
         model.eval()
+        # evaluation seeds torch's RNG: fork it, so the rollouts after a mid-run evaluation continue the stream
+        # they would have drawn without it (and differ between rl.seed values)
+        devices = [self.place.local_rank] if self.place.cuda else []
         try:
-            results = evaluate(model, tokenizer, self.cfg.task, self.cfg.eval, rank=self.place.rank,
-                               world=self.place.world)
+            with torch.random.fork_rng(devices=devices):
+                results = evaluate(model, tokenizer, self.cfg.task, self.cfg.eval, rank=self.place.rank,
+                                   world=self.place.world)
         finally:
             model.train(was_training)
         if not self.place.main:
@@ -114,7 +120,6 @@ def trainer_args(cfg, rdir: Path, place: Place, budget: int, bf16: bool):
         gradient_accumulation_steps=rl.gradient_accumulation_steps,
         learning_rate=rl.learning_rate,
         lr_scheduler_type="constant_with_warmup",
-        warmup_steps=rl.warmup_steps,
         max_grad_norm=1.0,
         logging_steps=rl.logging_steps,
         save_strategy="steps",
@@ -136,9 +141,8 @@ def trainer_args(cfg, rdir: Path, place: Place, budget: int, bf16: bool):
         max_completion_length=budget,
         temperature=rl.temperature,
         top_p=rl.top_p,
-        beta=rl.beta,
-        epsilon=rl.epsilon,
         log_completions=False,
+        **objective_args(rl),
     )
     if rl.algorithm == "grpo":
         from trl import GRPOConfig
@@ -147,6 +151,15 @@ def trainer_args(cfg, rdir: Path, place: Place, budget: int, bf16: bool):
     from trl import RLOOConfig
 
     return RLOOConfig(**common)
+
+
+def objective_args(rl) -> dict:
+    """The RL objective's settings, as TRL's GRPOConfig / RLOOConfig name them (pure)."""
+    out = dict(beta=rl.beta, num_iterations=rl.num_iterations, epsilon=rl.epsilon, epsilon_high=rl.epsilon_high,
+               mask_truncated_completions=rl.mask_truncated_completions, warmup_steps=rl.warmup)
+    if rl.algorithm == "grpo":
+        return out | dict(scale_rewards=rl.scale_rewards, loss_type=rl.loss_type)
+    return out | dict(normalize_advantages=rl.scale_rewards == "batch")
 
 
 def rl_worker(job: dict) -> dict | None:
@@ -232,6 +245,9 @@ def rl_worker(job: dict) -> dict | None:
             run.log_metrics({f"train/{k}": v for k, v in nums.items()}, step)
             run.append({"kind": "train", "step": step, "mean_step_seconds": self.clock.rate(step),
                         **{k: nums[k] for k in STEP_KEYS if k in nums}})
+            samples = reward.take_recent()
+            if samples:
+                run.append({"kind": "samples", "step": step, "samples": samples})
             kl = f" kl {nums['kl']:.4f}" if "kl" in nums else ""
             run.log(f"step {step}/{rl.max_steps} reward {nums['reward']:.3f} correct "
                     f"{nums.get('verdict/correct', float('nan')):.3f}{kl} len "
@@ -242,7 +258,8 @@ def rl_worker(job: dict) -> dict | None:
         from trl import GRPOTrainer as Trainer
     else:
         from trl import RLOOTrainer as Trainer
-    trainer = Trainer(model=model, reward_funcs=[VerifierReward(cfg.task)], args=args, train_dataset=dataset,
+    reward = VerifierReward(cfg.task, keep=rl.log_completions)
+    trainer = Trainer(model=model, reward_funcs=[reward], args=args, train_dataset=dataset,
                       processing_class=tokenizer, callbacks=[RLCallback()])
     holder["trainer"] = trainer
     trainer.remove_callback(PrinterCallback)
