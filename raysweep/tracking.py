@@ -114,9 +114,15 @@ def experiment_id(cfg: TrackingConfig, output_dir: str | Path) -> str:
     client = MlflowClient(uri)
     exp = client.get_experiment_by_name(cfg.experiment)
     if exp is not None:
+        if exp.tags.get(EXPERIMENT_KIND[0]) != EXPERIMENT_KIND[1]:
+            client.set_experiment_tag(exp.experiment_id, *EXPERIMENT_KIND)
         return exp.experiment_id
     art = (Path(output_dir).resolve() / "mlartifacts").as_uri() if uri.startswith("sqlite:") else None
-    return client.create_experiment(cfg.experiment, artifact_location=art)
+    return client.create_experiment(cfg.experiment, artifact_location=art, tags=dict([EXPERIMENT_KIND]))
+
+
+EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
+"""MLflow 3's UI opens an experiment of this kind in its training-runs view (not the GenAI traces view)."""
 
 
 def start_run(cfg: TrackingConfig, output_dir: str | Path, run_id_file: Path, run_name: str,

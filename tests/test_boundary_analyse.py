@@ -4,6 +4,7 @@ surface): paired recoveries, the peak, the window over seeds."""
 import json
 
 from raysweep.boundary.analyse import analyse, mean_verdict_shares, summary_text
+from raysweep.boundary.report import metric_key, summary_metrics
 from raysweep.config import load_config
 from raysweep.sweep.plan import lineage, plan_cells
 from raysweep.train import trunk as T
@@ -109,6 +110,12 @@ def test_report_writes_the_table_the_summary_and_the_figures(tmp_path):
     k40 = round((OOD_SFT[40] + OOD_GAIN[40]) * N)
     assert "## What the answers got wrong after RL (per cell)" in md
     assert f"| seed0-sft40-learning_rate=1e-06 | ood | after | {k40 / N:.3f} | 0.000 | 0.000 | {(N - k40) / N:.3f} |" in md
+    # the parent run's summary metrics: the window's edges and the best recovery per setting and rule
+    m = summary_metrics(analyse(sdir))
+    assert m["boundary/ood/learning_rate:1e-06/window_from"] == 20 and m["boundary/ood/learning_rate:1e-06/window_to"] == 40
+    assert m["boundary/ood/learning_rate:1e-06/best_recovery_low"] > 0
+    assert m["boundary/id/learning_rate:1e-06/window_from"] == -1  # ID never changes: no window
+    assert metric_key("a=b c?") == "a:b c_"
     rows = (sdir / "report" / "boundary.csv").read_text().splitlines()
     assert len(rows) == 1 + 2 * len(STEPS) * 2 and rows[0].startswith("cell,sft.seed,rl.sft_step")
 

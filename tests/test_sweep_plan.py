@@ -122,3 +122,10 @@ def test_driver_runtime_env_leaves_a_submitted_jobs_own_settings_alone():
     job = {"working_dir": "gcs://pkg.zip", "env_vars": {"TOKENIZERS_PARALLELISM": "true"},
            "worker_process_setup_hook": "my.hook"}
     assert driver_runtime_env(job) == {"env_vars": {"RAY_TRAIN_ENABLE_PRINT_PATCH": "0"}}
+
+
+def test_trial_run_names_carry_the_grid_settings():
+    from raysweep.sweep.plan import Cell
+
+    assert Cell(0, 20, (("learning_rate", 1e-4),)).run_name("grpo") == "rl/grpo/seed=0/sft=20/learning_rate=0.0001"
+    assert Cell(1, 5, (("algorithm", "rloo"), ("beta", 0.0))).run_name("grpo") == "rl/rloo/seed=1/sft=5/beta=0"

@@ -193,6 +193,20 @@ def test_sweep_killed_mid_grid_resumes_with_nothing_redone(tmp_path, mlflow_serv
     assert sorted(r.data.params["rl.learning_rate"] for r in trials) == ["0.0001", "0.0001", "0.001", "0.001"]
     assert {r.data.tags["raysweep.parent_sft_step"] for r in trials} == {"0", "20"}
     assert sorted(r["mlflow_run_id"] for r in rows) == sorted(r.info.run_id for r in trials)
+    # readable in the UI: the training-runs view, trial names with their settings, a parent spanning the sweep,
+    # the report's summary on the parent and each cell's paired gain on its trial
+    assert client.get_experiment(exp.experiment_id).tags["mlflow.experimentKind"] == "custom_model_development"
+    assert sorted(r.info.run_name for r in trials) == [f"rl/grpo/seed=0/sft={s}/learning_rate={lr}"
+                                                       for s in (0, 20) for lr in ("0.0001", "0.001")]
+    top = client.get_run(parent)
+    assert top.info.end_time >= max(r.info.end_time for r in children)
+    assert top.info.start_time <= min(r.info.start_time for r in children)
+    for lr in ("0.0001", "0.001"):
+        assert {f"boundary/ood/learning_rate:{lr}/{k}" for k in ("window_from", "best_recovery", "best_recovery_low")} \
+            <= set(top.data.metrics)
+    for r in trials:
+        m = client.get_run(r.info.run_id).data.metrics
+        assert m["recovery/ood/low"] <= m["recovery/ood"] <= m["recovery/ood/high"] and m["recovery/ood/n"] == 16
     assert {"results.csv", "accuracy_vs_sft.png", "config.yaml"} <= {a.path for a in client.list_artifacts(parent)}
     # the recovery report, written at the end of the sweep
     assert {"report/report.md", "report/boundary.csv", "report/recovery_ood.png"} <= {

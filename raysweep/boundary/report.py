@@ -95,6 +95,56 @@ def verdict_lines(a: Analysis) -> list[str]:
     return lines
 
 
+def metric_key(text: str) -> str:
+    """``text`` as an MLflow metric name (letters, digits, ``_ - . / : `` and spaces; ``=`` becomes ``:``)."""
+    import re
+
+    return re.sub(r"[^A-Za-z0-9_\-./: ]", "_", text.replace("=", ":"))
+
+
+def summary_metrics(a: Analysis) -> dict[str, float]:
+    """The report's headline numbers per RL setting and rule, as the sweep's parent run carries them (pure):
+    the window's edges (the outermost recovering SFT lengths; -1 where no length recovers), how many lengths
+    recover, and the best recovery over seeds with its interval."""
+    out: dict[str, float] = {}
+    for (settings, rule), by_step in a.recovery.items():
+        key = metric_key(f"boundary/{rule}/{settings_label(settings).replace(', ', '/')}")
+        w = a.windows[(settings, rule)]
+        out[f"{key}/window_from"] = float(w.lower.inside) if w.lower else -1.0
+        out[f"{key}/window_to"] = float(w.upper.inside) if w.upper else -1.0
+        out[f"{key}/lengths_recovering"] = float(len(w.steps))
+        step, best = max(by_step.items(), key=lambda kv: kv[1].value)
+        out.update({f"{key}/best_recovery": best.value, f"{key}/best_recovery_low": best.low,
+                    f"{key}/best_recovery_high": best.high, f"{key}/best_recovery_sft": float(step)})
+    return out
+
+
+def log_report_metrics(client, parent_run_id: str, a: Analysis, sdir: Path) -> None:
+    """The summary metrics on the sweep's parent run, and on each trial's run its cell's paired gain per rule
+    (value, interval, n problems), so runs can be compared in the MLflow UI."""
+    client.log_batch(parent_run_id, metrics=_metrics(summary_metrics(a)))
+    jobs = json.loads((sdir / "cells.json").read_text()) if (sdir / "cells.json").is_file() else {}
+    for c in a.cells:
+        job = jobs.get(c.cell.name)
+        rid_file = Path(job).parent / "mlflow_run_id" if job else None
+        if rid_file is None or not rid_file.is_file():
+            continue
+        d = c.diff
+        client.log_batch(rid_file.read_text().strip(), metrics=_metrics({
+            f"recovery/{c.rule}": d.value, f"recovery/{c.rule}/low": d.low, f"recovery/{c.rule}/high": d.high,
+            f"recovery/{c.rule}/n": float(d.n), f"recovery/{c.rule}/before": c.before,
+            f"recovery/{c.rule}/after": c.after}))
+
+
+def _metrics(values: dict[str, float]) -> list:
+    import time
+
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    return [Metric(k, float(v), now, 0) for k, v in values.items()]
+
+
 def write_report(sweep_dir: str | Path, threshold: float | None = None, log_to_mlflow: bool = True,
                  analysis: Analysis | None = None) -> list[Path]:
     """Analyse the sweep (or take ``analysis``, already made) and write (and log) the report; the files
@@ -131,5 +181,6 @@ def write_report(sweep_dir: str | Path, threshold: float | None = None, log_to_m
         run_id = (sdir / "mlflow_run_id").read_text().strip()
         for f in files:
             client.log_artifact(run_id, str(f), "report")
+        log_report_metrics(client, run_id, a, sdir)
     print(f"[report] {len(files)} file(s) in {out}", file=sys.stderr)
     return files

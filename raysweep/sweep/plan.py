@@ -48,6 +48,13 @@ class Cell:
         parts = [f"seed{self.seed}", f"sft{self.sft_step}"] + [f"{k}={_fmt(v)}" for k, v in self.settings]
         return re.sub(r"[^A-Za-z0-9_.=,+-]", "_", "-".join(parts))
 
+    def run_name(self, algorithm: str) -> str:
+        """The MLflow run name of the cell's RL run, its settings readable: ``rl/grpo/seed=0/sft=20/learning_rate=1e-4``
+        (``algorithm``: the config's, unless the grid sets it)."""
+        algo = dict(self.settings).get("algorithm", algorithm)
+        rest = "".join(f"/{k}={_fmt(v)}" for k, v in self.settings if k != "algorithm")
+        return f"rl/{algo}/seed={self.seed}/sft={self.sft_step}{rest}"
+
     def params(self) -> dict[str, Any]:
         """The cell's coordinates, under the same flat names in every trial (MLflow's compare view)."""
         return {"sft.seed": self.seed, "rl.sft_step": self.sft_step, **{f"rl.{k}": v for k, v in self.settings}}

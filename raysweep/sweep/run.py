@@ -67,6 +67,9 @@ def _parent_run(cfg: RaysweepConfig, sdir: Path) -> str | None:
     run = start_run(cfg.tracking, cfg.output_dir, sdir / "mlflow_run_id", f"sweep/{sdir.name}", config_params(cfg),
                     {"raysweep.kind": "sweep", "raysweep.sweep_dir": str(sdir)}, {"config.yaml": cfg.to_yaml()})
     mlflow.end_run()
+    # the parent stays RUNNING while the sweep's trunks and trials run (they are its children); `finish`
+    # ends it, so in the UI it spans the sweep (a resume reopens it and ends it again)
+    mlflow.tracking.MlflowClient().update_run(run.info.run_id, status="RUNNING")
     return run.info.run_id
 
 
@@ -182,6 +185,7 @@ def prepare(cfg: RaysweepConfig, what: str = "sweep") -> Prepared:
         ccfg = cell_config(cfg, cell)
         job = plan_job(ccfg, parent)
         job["cell"] = cell.name
+        job["run_name"] = cell.run_name(cfg.rl.algorithm)
         jobs[cell.name] = job
         write_job(job, ccfg)
     T.write_json_atomic(sdir / "cells.json", {name: str(Path(j["run_dir"]) / "job.json") for name, j in jobs.items()})
@@ -275,6 +279,8 @@ def finish(prep: Prepared, what: str = "sweep", require_all: bool = True) -> Pat
     except Exception as exc:  # noqa: BLE001 - as above
         print(f"[{what}] the report failed ({exc!r}); `raysweep report {sdir}` redoes it", file=sys.stderr)
     t_end = time.time()
+    if prep.parent:
+        end_parent(cfg, prep.parent, all(r["finished"] for r in rows))
     T.append_result(sdir, {"kind": "invocation", "mode": what, "wall_s": wall, "sft_phase_s": prep.t_sft,
                            "rl_phase_s": wall - prep.t_sft, "report_s": t_end - t_report,
                            "spectral_s": t_report - t_spectral, "cells": len(cells),
@@ -287,6 +293,19 @@ def finish(prep: Prepared, what: str = "sweep", require_all: bool = True) -> Pat
     if missing and require_all:
         raise RuntimeError(f"{len(missing)} cell(s) did not finish: {missing}; `raysweep resume {sdir}` continues")
     return sdir
+
+
+def end_parent(cfg: RaysweepConfig, parent: str, complete: bool) -> None:
+    """End the sweep's parent run now (FINISHED when every cell finished, else KILLED: a resume continues it)."""
+    from mlflow.tracking import MlflowClient
+
+    from raysweep.tracking import tracking_uri
+
+    try:
+        MlflowClient(tracking_uri(cfg.tracking, cfg.output_dir)).set_terminated(
+            parent, "FINISHED" if complete else "KILLED")
+    except Exception as exc:  # noqa: BLE001 - the sweep's results are on disk; only the run's end time is lost
+        print(f"[sweep] MLflow did not take the parent run's end ({redact(repr(exc))[:200]})", file=sys.stderr)
 
 
 def _log_parent(cfg: RaysweepConfig, parent: str, sdir: Path, finished: int) -> None:

@@ -50,7 +50,8 @@ class _RLRun(StageRecorder):
         params = config_params(self.cfg)
         params.update({"parent.checkpoint": job["start_path"], "parent.start": job["start"],
                        **{f"parent.{k}": str(v) for k, v in job["start_identity"].items()}})
-        name = f"rl/{rl.algorithm}/" + (f"sft={m['step']}" if "step" in m else Path(job["start_path"]).name)
+        name = job.get("run_name") or (f"rl/{rl.algorithm}/" + (f"sft={m['step']}" if "step" in m
+                                                                 else Path(job["start_path"]).name))
         self.start_tracking(name, tags, params, job.get("parent_run_id"))
 
     def evaluate_model(self, model, tokenizer, step: int, **extra) -> dict | None:
