@@ -38,6 +38,10 @@ class EvalConfig(BaseModel):
     temperature: float = Field(0.0, ge=0.0, description="0 = greedy; > 0 samples at this temperature.")
     top_p: float = Field(1.0, gt=0.0, le=1.0, description="Nucleus sampling mass (when temperature > 0).")
     samples: int = Field(1, ge=1, description="Answers per prompt (needs temperature > 0 when > 1).")
+    train_n: int = Field(
+        32, ge=0, description="Also evaluate each trunk checkpoint on this many of its own SFT problems (distinct; "
+        "reported as '<train_rule>-train'), so the gap between training and held-out ID accuracy (memorisation) "
+        "shows; 0: skip.")
 
     def model_post_init(self, _):
         if self.samples > 1 and self.temperature == 0:
@@ -64,6 +68,8 @@ class RuleResult:
     verdicts: dict[str, int]
     pass_at_k: float | None = None
     pass_at_k_ci95: tuple[float, float] | None = None
+    greedy_accuracy: float | None = None  # with samples > 1: the greedy answer's accuracy beside pass@1
+    greedy_ci95: tuple[float, float] | None = None
     loss: float | None = None
     mean_new_tokens: float = 0.0
     seconds: float = 0.0
@@ -258,8 +264,9 @@ def expert_loss(model, tokenizer, prompts: Sequence[list[dict]], completions: Se
 
 def evaluate_rule(model, tokenizer, task: TaskConfig, rule: str, cfg: EvalConfig,
                   progress: Callable[[str], None] | None = _progress, with_loss: bool = False,
-                  rank: int = 0, world: int = 1) -> RuleResult | None:
-    """Evaluate one rule on its fixed evaluation set.
+                  rank: int = 0, world: int = 1, ds=None, name: str | None = None) -> RuleResult | None:
+    """Evaluate one rule on its fixed evaluation set (or on ``ds``, rows shaped like it: prompt, cards,
+    target, completion; the result is named ``name``, default the rule).
 
     With ``world > 1`` (inside a torch.distributed group) each rank answers the prompts ``rank::world``;
     answers are gathered and rank 0 scores them and returns the result (other ranks return None).
@@ -267,15 +274,21 @@ def evaluate_rule(model, tokenizer, task: TaskConfig, rule: str, cfg: EvalConfig
     """
     import torch
 
-    ds = eval_dataset(task, rule, cfg.n, cfg.seed)
+    ds = eval_dataset(task, rule, cfg.n, cfg.seed) if ds is None else ds
     experts = [c[0]["content"] for c in ds["completion"]]
     budget = cfg.max_new_tokens or auto_max_new_tokens(tokenizer, experts)
     mine = list(range(rank, len(ds), world))
     prompts = [ds["prompt"][i] for i in mine]
     torch.manual_seed(cfg.seed + rank)
     t0 = time.time()
-    answers, gen_tokens = generate(model, tokenizer, prompts, cfg, budget, label=rule,
+    answers, gen_tokens = generate(model, tokenizer, prompts, cfg, budget, label=name or rule,
                                    progress=progress if rank == 0 else None)
+    if cfg.samples > 1:  # the greedy answer too, reported beside the sampled pass@1 (kept last per prompt)
+        greedy_cfg = cfg.model_copy(update={"samples": 1, "temperature": 0.0})
+        greedy, more = generate(model, tokenizer, prompts, greedy_cfg, budget, label=f"{name or rule} greedy",
+                                progress=progress if rank == 0 else None)
+        answers = [a + g for a, g in zip(answers, greedy)]
+        gen_tokens += more
     loss = expert_loss(model, tokenizer, prompts, [ds["completion"][i] for i in mine]) if with_loss else (0.0, 0)
     seconds = time.time() - t0
     if world > 1:
@@ -292,12 +305,20 @@ def evaluate_rule(model, tokenizer, task: TaskConfig, rule: str, cfg: EvalConfig
             gen_tokens += toks
             loss = (loss[0] + l_sum, loss[1] + l_n)
         answers = [by_index[i] for i in range(len(ds))]
+    greedy = None
+    if cfg.samples > 1:
+        greedy, answers = [a[-1] for a in answers], [a[:-1] for a in answers]
     rule_obj = task.rule(rule)
     train_rule = task.rule(task.train_rule)
     scores = [[score(cards, a, rule_obj, target, task.reward, train_rule) for a in ans]
               for cards, target, ans in zip(ds["cards"], ds["target"], answers)]
     problems = [problem_label(problem_of(cards, rule_obj, target)) for cards, target in zip(ds["cards"], ds["target"])]
-    res = summarise(rule, answers, [[s.verdict for s in ss] for ss in scores], problems)
+    res = summarise(name or rule, answers, [[s.verdict for s in ss] for ss in scores], problems)
+    if greedy is not None:
+        g = [score(cards, a, rule_obj, target, task.reward, train_rule)
+             for cards, target, a in zip(ds["cards"], ds["target"], greedy)]
+        res.greedy_accuracy, res.greedy_ci95, _ = clustered_accuracy(
+            by_problem(problems, [[s.verdict == "correct"] for s in g]))
     res.seconds = seconds
     res.mean_new_tokens = gen_tokens / max(1, res.answers)
     res.tokens_per_s = gen_tokens / max(seconds, 1e-9)
@@ -306,21 +327,44 @@ def evaluate_rule(model, tokenizer, task: TaskConfig, rule: str, cfg: EvalConfig
     res.records = [
         {"problem": key, "cards": cards, "answers": ans, "verdicts": [s.verdict for s in ss],
          "formulas": [s.formula for s in ss]} | ({"target": target} if task.targets is not None else {})
-        for key, cards, target, ans, ss in zip(problems, ds["cards"], ds["target"], answers, scores)
+        | ({"greedy": {"answer": greedy[i], "verdict": g[i].verdict}} if greedy is not None else {})
+        for i, (key, cards, target, ans, ss) in enumerate(zip(problems, ds["cards"], ds["target"], answers, scores))
     ]
     return res
 
 
 def evaluate(model, tokenizer, task: TaskConfig, cfg: EvalConfig, rules: Sequence[str] | None = None,
              progress: Callable[[str], None] | None = _progress, with_loss: bool = False,
-             rank: int = 0, world: int = 1) -> dict[str, RuleResult]:
-    """Evaluate every rule in ``rules`` (default ``task.eval_rules``), in order (rank 0 gets the results)."""
+             rank: int = 0, world: int = 1, extra: dict | None = None) -> dict[str, RuleResult]:
+    """Evaluate every rule in ``rules`` (default ``task.eval_rules``), in order, then each named set of
+    ``extra`` (``{name: dataset}``, scored under the training rule: e.g. :func:`train_set`); rank 0 gets the
+    results."""
     out = {}
-    for r in rules or task.eval_rules:
-        res = evaluate_rule(model, tokenizer, task, r, cfg, progress, with_loss, rank, world)
+    sets = [(r, r, None) for r in rules or task.eval_rules]
+    sets += [(name, task.train_rule, ds) for name, ds in (extra or {}).items()]
+    for name, rule, ds in sets:
+        res = evaluate_rule(model, tokenizer, task, rule, cfg, progress, with_loss, rank, world, ds=ds, name=name)
         if res is not None:
-            out[r] = res
+            out[name] = res
     return out
+
+
+def train_set(task: TaskConfig, cfg: EvalConfig, sft_rows) -> dict:
+    """``{'<train_rule>-train': dataset}``: the first ``eval.train_n`` distinct problems of a trunk's own SFT
+    examples (``sft_rows``: its SFT dataset), to evaluate beside the held-out sets; empty when ``train_n`` is
+    0 or the examples use varied rules (a pre-training stage)."""
+    if not cfg.train_n or task.face_values is not None:
+        return {}
+    rule = task.rule(task.train_rule)
+    seen, keep = set(), []
+    for i, (cards, target) in enumerate(zip(sft_rows["cards"], sft_rows["target"])):
+        p = problem_of(cards, rule, target)
+        if p not in seen:
+            seen.add(p)
+            keep.append(i)
+            if len(keep) == cfg.train_n:
+                break
+    return {f"{task.train_rule}-train": sft_rows.select(keep)}
 
 
 def format_table(results: dict[str, RuleResult]) -> str:
@@ -335,5 +379,8 @@ def format_table(results: dict[str, RuleResult]) -> str:
             rows.append(f"{'':<8}{'':>6}  accuracy is pass@1 over {r.samples} samples ({r.answers} answers, interval "
                         f"clustered by problem); pass@{r.samples}={r.pass_at_k:.3f} "
                         f"[{r.pass_at_k_ci95[0]:.3f}, {r.pass_at_k_ci95[1]:.3f}] over {r.n} problems")
+        if r.greedy_accuracy is not None:
+            rows.append(f"{'':<8}{'':>6}  greedy={r.greedy_accuracy:.3f} "
+                        f"[{r.greedy_ci95[0]:.3f}, {r.greedy_ci95[1]:.3f}]")
     rows.append("n: independent problems per rule")
     return "\n".join(rows)

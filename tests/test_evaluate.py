@@ -87,9 +87,14 @@ def test_sampling_is_seeded(tiny_model):
     cfg = EvalConfig(n=4, batch_size=4, max_new_tokens=8, temperature=1.0, samples=3, seed=5)
     a = evaluate(model, tok, task, cfg, rules=["id"], progress=None)["id"]
     b = evaluate(model, tok, task, cfg, rules=["id"], progress=None)["id"]
-    assert a.n == 12 and a.samples == 3 and a.pass_at_k is not None
+    assert a.n == 4 and a.answers == 12 and a.samples == 3 and a.pass_at_k is not None
+    assert a.ci_method == "wilson-clustered" and all(len(r["answers"]) == 3 for r in a.records)
     assert [r["answers"] for r in a.records] == [r["answers"] for r in b.records]
     assert len({ans for r in a.records for ans in r["answers"]}) > 1  # sampling, not greedy
+    # the greedy answer beside the sampled pass@1: the same as a greedy evaluation's
+    greedy = evaluate(model, tok, task, EvalConfig(n=4, batch_size=4, max_new_tokens=8), rules=["id"], progress=None)
+    assert [r["greedy"]["answer"] for r in a.records] == [r["answers"][0] for r in greedy["id"].records]
+    assert a.greedy_accuracy == greedy["id"].accuracy and a.greedy_ci95 == greedy["id"].ci95
 
 
 @pytest.mark.integration
@@ -103,3 +108,19 @@ def test_expert_loss_with_shared_prefix_matches_full_sequences(tiny_model):
     full = expert_loss(model, tok, ds["prompt"], ds["completion"], batch_size=3, share_prefix=False)
     assert shared[1] == full[1] > 10 * 10  # every completion token counted once
     assert shared[0] / shared[1] == pytest.approx(full[0] / full[1], rel=1e-4)
+
+
+def test_train_set_is_distinct_problems_of_the_trunks_own_sft_examples():
+    from raysweep.evaluate import train_set
+    from raysweep.tasks.datasets import sft_dataset
+    from raysweep.tasks.generalpoints import problem_of
+
+    task = TaskConfig(num_cards=3, eval_fraction=0.5, targets=(12, 36))
+    rows = sft_dataset(task, 200, seed=1)
+    (name, ds), = train_set(task, EvalConfig(train_n=20), rows).items()
+    assert name == "id-train" and len(ds) == 20
+    probs = [problem_of(c, task.rule("id"), t) for c, t in zip(ds["cards"], ds["target"])]
+    assert len(set(probs)) == 20 and set(ds["prompt"][i][0]["content"] for i in range(20)) <= \
+        {p[0]["content"] for p in rows["prompt"]}
+    assert train_set(task, EvalConfig(train_n=0), rows) == {}
+    assert train_set(task.model_copy(update={"face_values": (1, 13)}), EvalConfig(), rows) == {}

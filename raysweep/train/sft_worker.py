@@ -29,6 +29,7 @@ class _Trunk(StageRecorder):
     def __init__(self, job: dict, cfg, place: Place, tdir: Path):
         super().__init__(cfg, place, tdir, f"[sft seed={job['seed']}]")
         self.job, self.tdir, self.seed = job, tdir, job["seed"]
+        self.train_problems: dict = {}  # {'<rule>-train': its own SFT problems}, evaluated beside ID/OOD
 
     def start(self, data_hash: str) -> None:
         tags = {"raysweep.kind": "sft", "raysweep.trunk_id": self.job["trunk_id"], "raysweep.seed": str(self.seed),
@@ -49,7 +50,7 @@ class _Trunk(StageRecorder):
         with plain_loading():
             model, tok = models.load(str(cdir), device=self.place.device)
         results = evaluate(model, tok, self.cfg.task, self.cfg.eval, with_loss=True,
-                           rank=self.place.rank, world=self.place.world)
+                           rank=self.place.rank, world=self.place.world, extra=self.train_problems)
         del model
         gc.collect()
         if self.place.main:
@@ -110,7 +111,11 @@ def sft_worker(job: dict) -> dict | None:
     from raysweep.tasks.datasets import sft_dataset
     from raysweep.train.deepspeed import deepspeed_config
 
-    dataset = sft_dataset(cfg.task, sft.num_examples, job["seed"], sft.expert).select_columns(["prompt", "completion"])
+    from raysweep.evaluate import train_set
+
+    full = sft_dataset(cfg.task, sft.num_examples, job["seed"], sft.expert)
+    trunk.train_problems = train_set(cfg.task, cfg.eval, full)
+    dataset = full.select_columns(["prompt", "completion"])
     data_hash = T.digest([dataset["prompt"], dataset["completion"]], 16)
     tokenizer = load_tokenizer(job["model_path"])
     _check_lengths(tokenizer, dataset, sft.max_length)  # before any work, not after the step-0 evaluation
