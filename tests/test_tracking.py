@@ -78,3 +78,18 @@ def test_outbox_journal_keeps_the_last_value_and_skips_a_cut_line(tmp_path):
     assert not is_pending(tmp_path)
     mark_pending(tmp_path, "ConnectionError: refused")
     assert is_pending(tmp_path)
+
+
+def test_experiments_are_tagged_to_open_in_the_training_runs_view(tmp_path, monkeypatch):
+    from mlflow.tracking import MlflowClient
+
+    from raysweep.tracking import EXPERIMENT_KIND, experiment_id
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    cfg = TrackingConfig(experiment="kinds")
+    client = MlflowClient(tracking_uri(cfg, tmp_path))
+    exp = experiment_id(cfg, tmp_path)  # a new experiment gets the tag
+    assert client.get_experiment(exp).tags[EXPERIMENT_KIND[0]] == "custom_model_development"
+    old = client.create_experiment("older", artifact_location=(tmp_path / "a").as_uri())  # made before the tag
+    assert experiment_id(TrackingConfig(experiment="older"), tmp_path) == old
+    assert client.get_experiment(old).tags[EXPERIMENT_KIND[0]] == "custom_model_development"
