@@ -86,12 +86,20 @@ def markdown(res: dict) -> str:
              f"Config `{res['config']}` with {res['overrides'] or 'no overrides'}; {res['rl']['max_steps']} GRPO steps x "
              f"{res['rl']['batch_size']} prompts x {res['rl']['num_generations']} completions, lr "
              f"{res['rl']['learning_rate']:g}, beta {res['rl']['beta']:g}, scale_rewards {res['rl']['scale_rewards']}, "
-             f"loss {res['rl']['loss_type']}, reward {res['reward']}; RL took {res['rl_seconds']:.0f} s "
-             f"({res['total_seconds']:.0f} s in all).", "",
+             f"loss {res['rl']['loss_type']}, reward {res['reward']}; RL training took {res['rl_seconds']:.0f} s "
+             f"(this invocation {res['total_seconds']:.0f} s in all).", "",
              "| measure | n problems | before | after | gain [95% paired interval] |", "|---|---:|---:|---:|---|"]
     for name, g in res["gains"].items():
         lines.append(f"| {g['label']} | {g['n']} | {g['before']:.3f} | {g['after']:.3f} | "
                      f"{g['gain']:+.3f} [{g['low']:+.3f}, {g['high']:+.3f}]{' **significant**' if g['low'] > 0 else ''} |")
+    curve = [r for r in res["curve"] if "verdict/correct" in r]
+    if len(curve) >= 30:
+        k = max(1, len(curve) // 10)
+        first = sum(r["verdict/correct"] for r in curve[:k]) / k
+        last = sum(r["verdict/correct"] for r in curve[-k:]) / k
+        lines += ["", f"Share of sampled training rollouts correct: {first:.3f} over the first {k} steps, {last:.3f} over "
+                      f"the last {k} ({k * res['rl']['batch_size'] * res['rl']['num_generations']} rollouts each; "
+                      "the prompts are training-pool problems, many of them SFT's own)."]
     lines += ["", "Learning curve (training rollouts; every 10th step):", "",
               "| step | reward | share correct | groups without reward variance | KL |", "|---:|---:|---:|---:|---:|"]
     for r in res["curve"]:
@@ -114,9 +122,8 @@ def main() -> int:
     ap.add_argument("--fresh", type=int, default=256, help="fresh training-pool problems to measure on")
     ap.add_argument("--samples", type=int, default=4, help="sampled answers per fresh problem")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "rl_learns"))
-    args = ap.parse_args()
+    args = ap.parse_intermixed_args()
     t0 = time.time()
-    lengths = None
     base = load_config(args.config, args.overrides)
     lengths = sorted({0, *[s for s in base.sft.checkpoints if s <= args.sft_step], args.sft_step})
     cfg = load_config(args.config, [*args.overrides, f"sft.seeds=[{args.seed}]", f"sft.checkpoints={lengths}",
@@ -131,9 +138,9 @@ def main() -> int:
     fresh = fresh_problems(cfg, args.fresh, args.seed)
     print(f"[rl_learns] measuring the start {start}", file=sys.stderr)
     before = measure(start, cfg, fresh, args.samples)
-    t_rl = time.time()
     rdir = run_rl(cfg)
-    rl_seconds = time.time() - t_rl
+    done = [r for r in T.read_results(rdir) if r.get("kind") == "done"]
+    rl_seconds = done[-1]["train_seconds"] if done else float("nan")  # as measured when it trained
     after = measure(str(rdir / "final"), cfg, fresh, args.samples)
     gains = {}
     for name in before:

@@ -358,3 +358,13 @@ def test_rollouts_after_a_mid_run_evaluation_continue_the_same_stream(tiny_trunk
         got[every] = {r["step"]: [s["completion"] for s in r["samples"]] for r in results if r["kind"] == "samples"}
     assert got[1][1] == got[0][1] and len(got[1][2]) == 16
     assert got[1][2] == got[0][2], "the evaluation after step 1 changed the rollouts of step 2"
+
+
+def test_before_after_shows_sets_only_some_steps_evaluated(tmp_path):
+    from raysweep.train.rl import before_after
+
+    e = {"accuracy": 0.5, "ci95": [0.4, 0.6], "n": 16}
+    T.append_result(tmp_path, {"kind": "eval", "step": 0, "eval": {"id": e, "ood": e, "id-train": e}})  # the trunk's
+    T.append_result(tmp_path, {"kind": "eval", "step": 5, "eval": {"id": e, "ood": e}})
+    text = before_after(tmp_path)
+    assert "id-train acc" in text and text.splitlines()[-1].rstrip().endswith("-")

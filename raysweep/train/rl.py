@@ -133,13 +133,14 @@ def before_after(rdir: Path) -> str:
     rows = {r["step"]: r for r in T.read_results(rdir) if r.get("kind") == "eval"}
     if not rows:
         return "(no evaluations recorded)"
-    rules = list(next(iter(rows.values()))["eval"])
+    rules = list(dict.fromkeys(rule for r in rows.values() for rule in r["eval"]))  # step 0 may hold more sets
     out = [f"{'step':>6}" + "".join(f"  {rule + ' acc [95% CI]':<30}" for rule in rules)]
     for step in sorted(rows):
         line = f"{step:>6}"
         for rule in rules:
-            e = rows[step]["eval"][rule]
-            line += f"  {e['accuracy']:.3f} [{e['ci95'][0]:.3f}, {e['ci95'][1]:.3f}] n={e['n']:<6}"
+            e = rows[step]["eval"].get(rule)
+            line += (f"  {e['accuracy']:.3f} [{e['ci95'][0]:.3f}, {e['ci95'][1]:.3f}] n={e['n']:<6}" if e
+                     else f"  {'-':<30}")
         out.append(line)
     return "\n".join(out)
 
