@@ -7,6 +7,8 @@ defaults for what it leaves out), then, on the starting checkpoint and the train
 - sampled accuracy (pass@1, ``--samples`` answers per problem at the rollout temperature, clustered by problem) on
   *fresh training-pool problems*: training-rule problems from the training pool that are neither SFT examples of
   the trunk nor RL prompts of the run;
+- sampled pass@1 on the same number of the RL prompt pool's own problems (what RL trains on: learning that
+  does not transfer shows as a gain here and none above);
 - greedy accuracy on the held-out ID (and OOD) evaluation problems, the sweep's own sets.
 
 Each gain is paired by problem with a 95% interval (raysweep.boundary.metrics.compare_records). The RL run's
@@ -55,8 +57,28 @@ def fresh_problems(cfg, n: int, seed: int):
     return Dataset.from_dict(_rows(task, pairs, task.train_rule, None, with_completion=True))
 
 
-def measure(path: str, cfg, fresh, samples: int) -> dict:
-    """Sampled pass@1 on the fresh problems and greedy held-out ID/OOD of the model at ``path``: {name: {summary, records}}."""
+def pool_problems(cfg, n: int):
+    """``n`` distinct problems of the RL run's own prompt pool (the problems RL trains on), evaluation-shaped."""
+    from datasets import Dataset
+
+    from raysweep.tasks.datasets import _rows, rl_dataset
+    from raysweep.tasks.generalpoints import problem_of
+
+    task = cfg.task
+    rule = task.rule(task.train_rule)
+    ds = rl_dataset(task, cfg.rl.num_prompts, cfg.rl.seed)
+    pairs, seen = [], set()
+    for c, t in zip(ds["cards"], ds["target"]):
+        p = problem_of(c, rule, t)
+        if p not in seen and len(pairs) < n:
+            seen.add(p)
+            pairs.append((tuple(c), t))
+    return Dataset.from_dict(_rows(task, pairs, task.train_rule, None, with_completion=True))
+
+
+def measure(path: str, cfg, sets: dict, samples: int) -> dict:
+    """Sampled pass@1 on each of ``sets`` ({name: dataset}) and greedy held-out ID/OOD of the model at ``path``:
+    {name: {summary, records}}."""
     import torch
 
     from raysweep import models
@@ -67,9 +89,10 @@ def measure(path: str, cfg, fresh, samples: int) -> dict:
     out = {name: {"summary": r.summary(), "records": r.records}
            for name, r in evaluate(model, tok, cfg.task, cfg.eval, progress=None).items()}
     sampled = cfg.eval.model_copy(update={"samples": samples, "temperature": cfg.rl.temperature, "top_p": cfg.rl.top_p})
-    torch.manual_seed(0)
-    r = evaluate_rule(model, tok, cfg.task, cfg.task.train_rule, sampled, progress=None, ds=fresh, name="fresh")
-    out["fresh"] = {"summary": r.summary(), "records": r.records}
+    for name, ds in sets.items():
+        torch.manual_seed(0)
+        r = evaluate_rule(model, tok, cfg.task, cfg.task.train_rule, sampled, progress=None, ds=ds, name=name)
+        out[name] = {"summary": r.summary(), "records": r.records}
     return out
 
 
@@ -109,8 +132,8 @@ def markdown(res: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-LABELS = {"fresh": "sampled pass@1, fresh training-pool problems", "id": "greedy, held-out ID",
-          "ood": "greedy, held-out OOD"}
+LABELS = {"fresh": "sampled pass@1, fresh training-pool problems", "pool": "sampled pass@1, the RL prompts' own problems",
+          "id": "greedy, held-out ID", "ood": "greedy, held-out OOD"}
 
 
 def main() -> int:
@@ -119,7 +142,8 @@ def main() -> int:
     ap.add_argument("overrides", nargs="*", help="key=value config overrides (e.g. rl.max_steps=150)")
     ap.add_argument("--sft-step", type=int, default=20, help="the SFT length RL starts from")
     ap.add_argument("--seed", type=int, default=0, help="the trunk's seed")
-    ap.add_argument("--fresh", type=int, default=256, help="fresh training-pool problems to measure on")
+    ap.add_argument("--fresh", type=int, default=100,
+                    help="fresh training-pool problems to measure on (and as many of the RL pool's own)")
     ap.add_argument("--samples", type=int, default=4, help="sampled answers per fresh problem")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "rl_learns"))
     args = ap.parse_intermixed_args()
@@ -135,13 +159,13 @@ def main() -> int:
 
     run_sft(cfg)  # found if finished (the sweep's own trunk: lengths do not change its id)
     start = str(T.checkpoint_dir(config_trunk_dir(cfg, args.seed), args.sft_step))
-    fresh = fresh_problems(cfg, args.fresh, args.seed)
+    sets = {"fresh": fresh_problems(cfg, args.fresh, args.seed), "pool": pool_problems(cfg, args.fresh)}
     print(f"[rl_learns] measuring the start {start}", file=sys.stderr)
-    before = measure(start, cfg, fresh, args.samples)
+    before = measure(start, cfg, sets, args.samples)
     rdir = run_rl(cfg)
     done = [r for r in T.read_results(rdir) if r.get("kind") == "done"]
     rl_seconds = done[-1]["train_seconds"] if done else float("nan")  # as measured when it trained
-    after = measure(str(rdir / "final"), cfg, fresh, args.samples)
+    after = measure(str(rdir / "final"), cfg, sets, args.samples)
     gains = {}
     for name in before:
         d = compare_records(before[name]["records"], after[name]["records"])

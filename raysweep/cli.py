@@ -400,7 +400,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_sync)
     p = sub.add_parser("report", help="the recovery analysis of a sweep: window, peak, figures, to MLflow",
                        description="Per cell: accuracy after SFT and after RL and RL's paired gain with a 95% interval "
-                                   "(same evaluation hands); per RL setting and rule: the window of SFT lengths RL "
+                                   "(same evaluation problems); per RL setting and rule: the window of SFT lengths RL "
                                    "recovers from, with bracketed edges; per trunk: the peak and whether the loss "
                                    "would have found it. Writes <sweep>/report/ (boundary.csv, report.md, figures) "
                                    "and logs it to the sweep's MLflow parent run. `raysweep run` does this at the end.")

@@ -30,7 +30,8 @@ class EvalConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    n: int = Field(128, ge=1, description="Prompts per rule (unique hands from the evaluation pool).")
+    n: int = Field(128, ge=1, description="Distinct evaluation problems per rule (from the evaluation pool; a pool "
+                   "with fewer is refused at load).")
     seed: int = Field(0, description="Seed of the evaluation sets and of sampling; same seed, same numbers.")
     batch_size: int = Field(64, ge=1, description="Prompts generated together (shared-prefix KV cache, left-padded).")
     max_new_tokens: int | None = Field(

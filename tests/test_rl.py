@@ -93,6 +93,8 @@ def test_rl_objective_options_refuse_what_has_no_effect_or_cannot_learn():
                 ["rl.grid={epsilon: [0.1, 0.2], num_iterations: [1, 2]}"]):
         with pytest.raises(ConfigError, match="num_iterations=1 the policy ratio is always 1"):
             load_config(None, bad)
+    with pytest.raises(ConfigError, match="rl.grid.eval_every: bookkeeping"):  # cells that are one run
+        load_config(None, ["rl.grid={eval_every: [1, 2]}"])
     ok = load_config(None, ["rl.num_iterations=2", "rl.epsilon=0.1", "rl.epsilon_high=0.28"]).rl
     assert (ok.num_iterations, ok.epsilon, ok.epsilon_high) == (2, 0.1, 0.28)
     assert load_config(None, ["rl.grid={epsilon: [0.1, 0.2], num_iterations: [2, 4]}"]).rl.grid["epsilon"] == [0.1, 0.2]

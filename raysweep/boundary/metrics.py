@@ -104,7 +104,7 @@ def ratio(diff: Diff, before: float, peak: float) -> tuple[float, float, float] 
 def over_seeds(diffs: Sequence[Diff]) -> Diff:
     """Mean of per-seed differences. Interval: mean ± t(k−1)·sd/√k over seeds, widened where needed to
     at least the pooled within-seed interval (half-width √(Σ h_i²)/k); one seed: its own interval. The
-    result's ``n`` is the number of seeds (a one-seed result too: its hands are not seeds)."""
+    result's ``n`` is the number of seeds (a one-seed result too: its problems are not seeds)."""
     k = len(diffs)
     if k == 0:
         raise ValueError("no seeds to aggregate")

@@ -6,7 +6,7 @@ All are conversational (lists of chat messages), so TRL renders them with the mo
   the completion is an expert answer built from an exact solver solution.
 - ``rl_dataset``: ``prompt`` plus ``cards``, ``rule`` and ``target`` columns for the verifier reward.
 - ``eval_dataset``: ``prompt``, ``cards``, ``rule``, ``target`` and an expert ``completion`` (for eval loss),
-  from the evaluation pool; unique hands (unique (hand, target) pairs with ``task.targets``).
+  from the evaluation pool; distinct problems (values under the rule, and the target).
 
 Same arguments, same rows, on any machine.
 """
@@ -95,6 +95,6 @@ def rl_dataset(cfg: TaskConfig, n: int, seed: int) -> Dataset:
 
 
 def eval_dataset(cfg: TaskConfig, rule_name: str, n: int, seed: int = 0) -> Dataset:
-    """``n`` unique evaluation hands under ``rule_name`` (evaluation pool) with an expert completion."""
+    """``n`` distinct evaluation problems under ``rule_name`` (evaluation pool) with an expert completion."""
     pairs = deal_targets(cfg, rule_name, n, seed, "eval")
     return Dataset.from_dict(_rows(cfg, pairs, rule_name, None, with_completion=True))

@@ -11,6 +11,9 @@ from raysweep.train.workers_config import WorkersConfig
 
 NOT_GRIDDABLE = frozenset({"grid", "checkpoint", "trunk", "sft_step", "sft_seed"})
 """RL fields a sweep grid may not vary: the start of each cell comes from the SFT lengths and seeds."""
+BOOKKEEPING = frozenset({"eval_every", "save_every", "logging_steps", "log_completions"})
+"""RL fields that do not shape the trajectory (not part of a run's id): a grid over them would make cells that are
+one and the same run."""
 
 
 class RLConfig(WorkersConfig):
@@ -77,8 +80,11 @@ class RLConfig(WorkersConfig):
     @classmethod
     def _grid(cls, grid: dict[str, list[Any]]) -> dict[str, list[Any]]:
         for key, values in grid.items():
+            if key in BOOKKEEPING:
+                raise ValueError(f"rl.grid.{key}: bookkeeping, not a setting of the RL trajectory (the cells would be "
+                                 f"one and the same run); set rl.{key} directly")
             if key in NOT_GRIDDABLE or key not in cls.model_fields:
-                allowed = sorted(set(cls.model_fields) - NOT_GRIDDABLE)
+                allowed = sorted(set(cls.model_fields) - NOT_GRIDDABLE - BOOKKEEPING)
                 raise ValueError(f"rl.grid.{key}: not a sweepable RL setting; sweepable: {allowed} (SFT lengths and "
                                  "seeds come from sft.checkpoints and sft.seeds)")
             if not isinstance(values, list) or not values:
@@ -159,5 +165,4 @@ class RLConfig(WorkersConfig):
 
     def identity(self) -> dict:
         """Fields that shape the RL trajectory (not: where it starts, which the run id adds, nor logging)."""
-        return self.model_dump(mode="json", exclude={"checkpoint", "trunk", "sft_step", "sft_seed", "grid", "eval_every",
-                                                     "save_every", "logging_steps", "log_completions"})
+        return self.model_dump(mode="json", exclude={"checkpoint", "trunk", "sft_step", "sft_seed", "grid", *BOOKKEEPING})
