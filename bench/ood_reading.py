@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         print("this reads the compact answer's 'Numbers:' line; task.answer_format is not compact", file=sys.stderr)
         return 2
     lines = [f"# How the trunks of `{sdir.name}` read the rule `{rule_name}`", "",
-             f"Made by `python bench/ood_reading.py {args.sweep}`; {cfg.eval.n} evaluation hands per checkpoint, "
+             f"Made by `python bench/ood_reading.py {args.sweep}`; {cfg.eval.n} evaluation problems per checkpoint, "
              "greedy answers. *Value written*: the value the answer's `Numbers:` line gives each card the rule "
              "changes (most common three; ×n: on n such cards of the evaluation hands).", ""]
     for seed in cfg.sft.seeds:
