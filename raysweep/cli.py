@@ -54,6 +54,21 @@ def cmd_task_score(args) -> int:
     return 0
 
 
+def cmd_task_feedback(args) -> int:
+    from raysweep.tasks.feedback import feedback
+    from raysweep.tasks.generalpoints import parse_cards, resolve_rule, score
+
+    rule = resolve_rule(args.rule)
+    s = score(args.cards, args.answer, rule, target=args.target, train_rule=args.train_rule)
+    values = [rule.value(c) for c in parse_cards(args.cards)]
+    text = feedback(s, values, args.target)
+    if args.json:
+        print(json.dumps({"verdict": s.verdict, "feedback": text, "values": values}))
+    else:
+        print(f"{s.verdict}: {text if text is not None else '(correct: no feedback, the episode ends)'}")
+    return 0
+
+
 def cmd_task_solve(args) -> int:
     from raysweep.tasks.generalpoints import parse_cards, resolve_rule
     from raysweep.tasks.solver import solve
@@ -448,6 +463,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--reward", default="binary", choices=["binary", "paper"])
     s.add_argument("--json", action="store_true", help="print JSON")
     s.set_defaults(func=cmd_task_score)
+    s = tsub.add_parser("feedback", help="the verifier's feedback a model gets after this (failed) answer")
+    s.add_argument("--cards", required=True, help="hand, e.g. J,5,3")
+    s.add_argument("--answer", required=True, help="the answer text (JSON, 'Formula: ...' or an equation)")
+    s.add_argument("--rule", default="id", help="the stated rule: id or ood (default id)")
+    s.add_argument("--train-rule", default="id", help="the training rule, for the train_rule_values verdict")
+    s.add_argument("--target", type=int, default=24)
+    s.add_argument("--json", action="store_true", help="print JSON")
+    s.set_defaults(func=cmd_task_feedback)
     s = tsub.add_parser("solve", help="list every distinct solution of a hand")
     s.add_argument("--cards", required=True, help="hand, e.g. 8,3,8,3")
     s.add_argument("--rule", default="id")
