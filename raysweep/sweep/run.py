@@ -279,8 +279,8 @@ def finish(prep: Prepared, what: str = "sweep", require_all: bool = True) -> Pat
     except Exception as exc:  # noqa: BLE001 - as above
         print(f"[{what}] the report failed ({exc!r}); `raysweep report {sdir}` redoes it", file=sys.stderr)
     t_end = time.time()
-    if prep.parent:
-        end_parent(cfg, prep.parent, all(r["finished"] for r in rows))
+    if prep.parent:  # a boundary search (require_all=False) runs only the cells it chooses: it is complete anyway
+        end_parent(cfg, prep.parent, all(r["finished"] for r in rows) or not require_all)
     T.append_result(sdir, {"kind": "invocation", "mode": what, "wall_s": wall, "sft_phase_s": prep.t_sft,
                            "rl_phase_s": wall - prep.t_sft, "report_s": t_end - t_report,
                            "spectral_s": t_report - t_spectral, "cells": len(cells),
@@ -296,7 +296,8 @@ def finish(prep: Prepared, what: str = "sweep", require_all: bool = True) -> Pat
 
 
 def end_parent(cfg: RaysweepConfig, parent: str, complete: bool) -> None:
-    """End the sweep's parent run now (FINISHED when every cell finished, else KILLED: a resume continues it)."""
+    """End the sweep's parent run now (FINISHED when ``complete``, else KILLED: cells did not finish, and a resume
+    continues it)."""
     from mlflow.tracking import MlflowClient
 
     from raysweep.tracking import tracking_uri
