@@ -71,6 +71,8 @@ class RuleResult:
     pass_at_k_ci95: tuple[float, float] | None = None
     greedy_accuracy: float | None = None  # with samples > 1: the greedy answer's accuracy beside pass@1
     greedy_ci95: tuple[float, float] | None = None
+    attempts: int = 1  # task.attempts: the headline accuracy is within this many attempts
+    accuracy_at_attempt: list[dict] | None = None  # with attempts > 1: accuracy within k, for k = 1..attempts
     loss: float | None = None
     mean_new_tokens: float = 0.0
     seconds: float = 0.0
@@ -284,6 +286,21 @@ def evaluate_rule(model, tokenizer, task: TaskConfig, rule: str, cfg: EvalConfig
     t0 = time.time()
     answers, gen_tokens = generate(model, tokenizer, prompts, cfg, budget, label=name or rule,
                                    progress=progress if rank == 0 else None)
+    episodes = None
+    if task.attempts > 1:  # the paper's protocol: feedback after each wrong attempt, only unsolved ones go on
+        from raysweep.attempts import run_episodes
+
+        single = cfg.model_copy(update={"samples": 1})
+
+        def again(convs, attempt):
+            out, n = generate(model, tokenizer, convs, single, budget, label=f"{name or rule} attempt {attempt}",
+                              progress=progress if rank == 0 else None)
+            return [o[0] for o in out], n
+
+        hands = [(ds["cards"][i], ds["target"][i]) for i in mine]
+        episodes, more = run_episodes(again, prompts, answers, hands, task.rule(rule), task, task.rule(task.train_rule))
+        gen_tokens += more
+        answers = [[ep[-1] for ep in eps] for eps in episodes]
     if cfg.samples > 1:  # the greedy answer too, reported beside the sampled pass@1 (kept last per prompt)
         greedy_cfg = cfg.model_copy(update={"samples": 1, "temperature": 0.0})
         greedy, more = generate(model, tokenizer, prompts, greedy_cfg, budget, label=f"{name or rule} greedy",
@@ -296,16 +313,19 @@ def evaluate_rule(model, tokenizer, task: TaskConfig, rule: str, cfg: EvalConfig
         import torch.distributed as dist
 
         gathered: list = [None] * world
-        dist.all_gather_object(gathered, (mine, answers, gen_tokens, loss))
+        dist.all_gather_object(gathered, (mine, answers, episodes, gen_tokens, loss))
         if rank != 0:
             return None
         by_index: dict[int, list[str]] = {}
+        ep_index: dict[int, list] = {}
         gen_tokens, loss = 0, (0.0, 0)
-        for idx, ans, toks, (l_sum, l_n) in gathered:
+        for idx, ans, eps, toks, (l_sum, l_n) in gathered:
             by_index.update(zip(idx, ans))
+            ep_index.update(zip(idx, eps or [None] * len(idx)))
             gen_tokens += toks
             loss = (loss[0] + l_sum, loss[1] + l_n)
         answers = [by_index[i] for i in range(len(ds))]
+        episodes = [ep_index[i] for i in range(len(ds))] if episodes is not None else None
     greedy = None
     if cfg.samples > 1:
         greedy, answers = [a[-1] for a in answers], [a[:-1] for a in answers]
@@ -320,6 +340,15 @@ def evaluate_rule(model, tokenizer, task: TaskConfig, rule: str, cfg: EvalConfig
              for cards, target, a in zip(ds["cards"], ds["target"], greedy)]
         res.greedy_accuracy, res.greedy_ci95, _ = clustered_accuracy(
             by_problem(problems, [[s.verdict == "correct"] for s in g]))
+    attempt_verdicts = None
+    if episodes is not None:
+        from raysweep.attempts import accuracy_at_attempts, solved_at
+
+        attempt_verdicts = [[[score(cards, a, rule_obj, target, task.reward, train_rule).verdict for a in ep]
+                             for ep in eps] for cards, target, eps in zip(ds["cards"], ds["target"], episodes)]
+        res.attempts = task.attempts
+        res.accuracy_at_attempt = accuracy_at_attempts(
+            problems, [[solved_at(vs) for vs in per] for per in attempt_verdicts], task.attempts)
     res.seconds = seconds
     res.mean_new_tokens = gen_tokens / max(1, res.answers)
     res.tokens_per_s = gen_tokens / max(seconds, 1e-9)
@@ -329,6 +358,9 @@ def evaluate_rule(model, tokenizer, task: TaskConfig, rule: str, cfg: EvalConfig
         {"problem": key, "cards": cards, "answers": ans, "verdicts": [s.verdict for s in ss],
          "formulas": [s.formula for s in ss]} | ({"target": target} if task.targets is not None else {})
         | ({"greedy": {"answer": greedy[i], "verdict": g[i].verdict}} if greedy is not None else {})
+        | ({"attempts": [[{"answer": a, "verdict": v} for a, v in zip(ep, vs)]
+                         for ep, vs in zip(episodes[i], attempt_verdicts[i])],
+            "solved_at": [solved_at(vs) for vs in attempt_verdicts[i]]} if episodes is not None else {})
         for i, (key, cards, target, ans, ss) in enumerate(zip(problems, ds["cards"], ds["target"], answers, scores))
     ]
     return res
@@ -380,6 +412,11 @@ def format_table(results: dict[str, RuleResult]) -> str:
             rows.append(f"{'':<8}{'':>6}  accuracy is pass@1 over {r.samples} samples ({r.answers} answers, interval "
                         f"clustered by problem); pass@{r.samples}={r.pass_at_k:.3f} "
                         f"[{r.pass_at_k_ci95[0]:.3f}, {r.pass_at_k_ci95[1]:.3f}] over {r.n} problems")
+        if r.accuracy_at_attempt:
+            rows.append(f"{'':<8}{'':>6}  accuracy is within {r.attempts} attempts (verifier feedback after each "
+                        "wrong one); within k attempts:")
+            rows += [f"{'':<8}{'':>6}    k={a['attempt']}: {a['accuracy']:.3f} [{a['ci95'][0]:.3f}, {a['ci95'][1]:.3f}] "
+                     f"n={a['n']}" for a in r.accuracy_at_attempt]
         if r.greedy_accuracy is not None:
             rows.append(f"{'':<8}{'':>6}  greedy={r.greedy_accuracy:.3f} "
                         f"[{r.greedy_ci95[0]:.3f}, {r.greedy_ci95[1]:.3f}]")

@@ -124,3 +124,25 @@ def test_train_set_is_distinct_problems_of_the_trunks_own_sft_examples():
         {p[0]["content"] for p in rows["prompt"]}
     assert train_set(task, EvalConfig(train_n=0), rows) == {}
     assert train_set(task.model_copy(update={"face_values": (1, 13)}), EvalConfig(), rows) == {}
+
+
+@pytest.mark.integration
+def test_multi_attempt_evaluation_feeds_back_and_replays(tiny_model):
+    from raysweep.attempts import solved_at
+    from raysweep.tasks.generalpoints import score
+
+    model, tok = tiny_model
+    task = TaskConfig(attempts=3)
+    cfg = EvalConfig(n=6, batch_size=6, max_new_tokens=12)
+    r = evaluate(model, tok, task, cfg, rules=["ood"], progress=None)["ood"]
+    accs = [a["accuracy"] for a in r.accuracy_at_attempt]
+    assert r.attempts == 3 and len(accs) == 3 and accs == sorted(accs) and r.accuracy == accs[-1]
+    assert all(a["n"] == 6 for a in r.accuracy_at_attempt)
+    rule = task.rule("ood")
+    for rec in r.records:
+        (episode,) = rec["attempts"]
+        verdicts = [score(rec["cards"], a["answer"], rule, 24, "binary", task.rule("id")).verdict for a in episode]
+        assert verdicts == [a["verdict"] for a in episode]  # the stored episode replays to the same verdicts
+        assert rec["solved_at"] == [solved_at(verdicts)] and rec["answers"] == [episode[-1]["answer"]]
+        assert len(episode) == 3 or verdicts[-1] == "correct"  # only a correct answer ends an episode early
+    assert "within k attempts" in format_table({"ood": r})

@@ -82,7 +82,7 @@ BUILTIN_RULES: dict[str, Rule] = {
 
 Purpose = Literal["sft", "rl", "eval"]
 _LATER_FIELDS = {"prompt_style": "paper", "face_values": None, "face_tied": 0.0, "target_values": None,
-                 "targets": None}
+                 "targets": None, "attempts": 1, "feedback": {}}
 """TaskConfig fields added after trunks were first made, with the default that leaves data unchanged."""
 
 
@@ -120,6 +120,13 @@ class TaskConfig(BaseModel):
         None, description="With face_values: vary the target too, per example, in [low, high] (stated in the prompt; "
         "never ``target`` itself), so a pre-trained base can reach any stated target but has not practised the "
         "evaluated one. None: every example's target is ``target``.")
+    attempts: int = Field(
+        1, ge=1, le=10, description="Attempts per hand (the paper: 5): after a wrong attempt the verifier's feedback "
+        "(raysweep.tasks.feedback) is appended as a user turn and the model answers again; a correct answer ends "
+        "the episode. Evaluation reports accuracy within every k = 1..attempts. (RL episodes: not built yet.)")
+    feedback: dict[str, str] = Field(
+        default_factory=dict, description="Overrides of the feedback messages by key (see raysweep.tasks.feedback."
+        "MESSAGES: prefix, invalid_numbers, overused_numbers, unused_numbers, malformed, wrong_value, join).")
     targets: tuple[int, int] | None = Field(
         None, description="The task's own targets: every SFT example, RL prompt and evaluation hand gets a target "
         "in [low, high] (stated in the prompt; the ID and OOD rules alike) instead of the one ``target``. A "
@@ -127,6 +134,14 @@ class TaskConfig(BaseModel):
         "pools hold (multiset, target) pairs by the thousand. With face_values (a pre-training stage) the "
         "evaluation's targets only (varied examples draw theirs from target_values). None: every hand's target "
         "is ``target``.")
+
+    @field_validator("feedback")
+    @classmethod
+    def _feedback(cls, v):
+        from raysweep.tasks.feedback import check_messages
+
+        check_messages(v)
+        return v
 
     @field_validator("ranks", mode="before")
     @classmethod

@@ -109,6 +109,10 @@ def _trunk_run_id(start: Start) -> str | None:
 
 def plan_job(cfg: RaysweepConfig, parent_run_id: str | None = None) -> dict:
     """What the RL workers need: the config (absolute paths), the start, the run directory."""
+    if cfg.task.attempts > 1:
+        raise ConfigError(f"task.attempts={cfg.task.attempts}: multi-attempt RL episodes are not built yet (evaluation "
+                          "and SFT trunks honour task.attempts; RL would train single attempts): set task.attempts=1 "
+                          "for RL")
     if cfg.rl.grid:
         raise ConfigError(f"rl.grid={cfg.rl.grid}: a grid is for sweeps; `raysweep rl` trains one run, so set "
                           "the values directly (e.g. rl.learning_rate=3e-6) or drop rl.grid")
