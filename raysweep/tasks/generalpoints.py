@@ -447,7 +447,14 @@ def eval_problems(cfg: TaskConfig, rule_name: str, n: int | None, seed: int = 0)
     Every rank multiset the deck can deal, at every target, in a seeded random order; kept when admitted to
     the evaluation pool (:func:`admitted`), holding a distinguishing card (rules other than the training
     rule), solvable, and posing a problem not yet taken. Each kept hand is shuffled into a dealing order.
+    Memoised per process (every checkpoint evaluation asks for the same sets).
     """
+    return list(_eval_problems(cfg.model_dump_json(), rule_name, n, seed))
+
+
+@lru_cache(maxsize=256)
+def _eval_problems(cfg_json: str, rule_name: str, n: int | None, seed: int) -> tuple[tuple[tuple[str, ...], int], ...]:
+    cfg = TaskConfig.model_validate_json(cfg_json)
     rule = cfg.rule(rule_name)
     need = _distinguishing(cfg, rule_name)
     multisets = [m for m in itertools.combinations_with_replacement(cfg.ranks, cfg.num_cards)
@@ -474,20 +481,14 @@ def eval_problems(cfg: TaskConfig, rule_name: str, n: int | None, seed: int = 0)
         raise PoolTooSmall(
             f"the {rule_name!r} evaluation pool holds {len(out)} distinct problems, fewer than eval.n={n}: lower "
             f"eval.n to at most {len(out)}, or enlarge the pool with {POOL_KNOBS}")
-    return out
+    return tuple(out)
 
 
 def check_eval_pools(cfg: TaskConfig, n: int) -> None:
-    """Raise :class:`PoolTooSmall` unless every evaluated rule's pool holds ``n`` distinct problems
-    (memoised per task: config checks call it often)."""
-    key = (cfg.model_dump_json(), n)
-    if key not in _POOLS_CHECKED:
-        for rule_name in cfg.eval_rules:
-            eval_problems(cfg, rule_name, n, 0)
-        _POOLS_CHECKED.add(key)
-
-
-_POOLS_CHECKED: set = set()
+    """Raise :class:`PoolTooSmall` unless every evaluated rule's pool holds ``n`` distinct problems (cheap when
+    repeated: :func:`eval_problems` is memoised)."""
+    for rule_name in cfg.eval_rules:
+        eval_problems(cfg, rule_name, n, 0)
 
 
 def deal_targets(
