@@ -61,12 +61,12 @@ def measure_generation(args) -> dict:
     from raysweep.evaluate import EvalConfig, generate
     from raysweep.tasks.datasets import rl_dataset
     from raysweep.tasks.generalpoints import TaskConfig
-    from raysweep.train.rl_worker import completion_budget
+    from raysweep.train.rl_worker import budgets
 
     torch.set_num_threads(os.cpu_count() or 1)
     cfg = load_config(None, overrides(args, "grpo", 1, 0, Path("unused")))
     model, tok = models.load(args.checkpoint, device="cpu")
-    budget = completion_budget(cfg, tok)
+    budget = budgets(cfg, tok)[1]
     prompts = rl_dataset(TaskConfig(), args.batch * 3, 0)["prompt"]
     ecfg = EvalConfig(temperature=1.0, samples=args.generations, batch_size=args.batch)
     rows = []

@@ -99,6 +99,23 @@ class RaysweepConfig(BaseModel):
         return self
 
     @model_validator(mode="after")
+    def _episodes_can_train(self) -> "RaysweepConfig":
+        rl = self.rl
+        modes = rl.grid.get("episode_reward", [rl.episode_reward])
+        if self.task.attempts > 1 and "rloo" in rl.grid.get("algorithm", [rl.algorithm]):
+            raise ValueError(f"rl.algorithm=rloo with task.attempts={self.task.attempts}: TRL 1.16's RLOOTrainer has no "
+                             "rollout_func (multi-attempt episodes with masked feedback are GRPOTrainer's only); use "
+                             "rl.algorithm=grpo, or task.attempts=1 for RLOO")
+        if self.task.attempts == 1 and "discounted" in modes:
+            raise ValueError("rl.episode_reward=discounted with task.attempts=1: an episode of one attempt has "
+                             "nothing to discount; set task.attempts > 1 (the paper: 5) or leave rl.episode_reward "
+                             "at final")
+        if "discounted" not in modes and ("gamma" in rl.grid or rl.gamma != 0.9):
+            raise ValueError("rl.gamma is the discount of rl.episode_reward=discounted; with final it has no effect: "
+                             "set rl.episode_reward=discounted or leave rl.gamma out")
+        return self
+
+    @model_validator(mode="after")
     def _eval_pools_hold_eval_n(self) -> "RaysweepConfig":
         from raysweep.tasks.generalpoints import check_eval_pools
 

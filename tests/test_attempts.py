@@ -42,7 +42,9 @@ def test_bad_attempts_and_rl_refusal():
         load_config(None, ["task.feedback={nope: x}"])
     from raysweep.train.rl import plan_job
 
-    with pytest.raises(ConfigError, match="multi-attempt RL episodes are not built yet"):
-        plan_job(load_config(None, ["task.attempts=5", "rl.checkpoint=tiny", "model.name=tiny"]))
+    # RL plans episodes now; an episode budget that cannot hold every attempt is refused before any work
+    with pytest.raises(ConfigError, match="rl.max_completion_length=50: an episode of task.attempts=5"):
+        plan_job(load_config(None, ["task.attempts=5", "rl.checkpoint=tiny", "model.name=tiny",
+                                    "rl.max_completion_length=50"]))
     # the protocol is part of the task's identity (trunks and runs), the default leaves old ids alone
     assert "attempts" not in TaskConfig().identity() and TaskConfig(attempts=5).identity()["attempts"] == 5

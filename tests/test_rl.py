@@ -298,12 +298,16 @@ def test_rl_on_two_ray_workers_with_zero(algorithm, stage, tiny_trunk, monkeypat
 
 
 @pytest.mark.integration
-def test_rl_kill_and_resume(tiny_trunk, tmp_path):
+def test_multi_attempt_rl_on_ray_kill_and_resume(tiny_trunk, tmp_path):
+    """The paper's protocol in RL (task.attempts=2, through `raysweep rl` on a Ray Train worker): feedback tokens
+    are masked out of the loss, the policy moves, and a killed run resumes without redoing anything finished."""
+    import torch
+
     from raysweep.train.rl import plan_job
 
     out, tdir = tiny_trunk
     overrides = rl_overrides(out, tdir, "rl.max_steps=24", "rl.eval_every=5", "rl.save_every=3",
-                             "rl.deepspeed.stage=2", "tracking.enabled=false")
+                             "rl.deepspeed.stage=2", "tracking.enabled=false", "task.attempts=2")
     rdir = Path(plan_job(load_config(None, overrides))["run_dir"])
     cmd = [sys.executable, "-m", "raysweep.cli", "rl", *overrides]
     log = open(tmp_path / "first.log", "w")
@@ -336,6 +340,30 @@ def test_rl_kill_and_resume(tiny_trunk, tmp_path):
     assert sorted(latest) == [0, 5, 10, 15, 20, 24]
     assert (rdir / "final" / "manifest.json").is_file()
     assert json.loads((rdir / "final" / "manifest.json").read_text())["eval"] == latest[24]["eval"]
+
+    # episodes: TRL's loss-token count (completions/mean_length counts env_mask=1 tokens) is the model's own
+    # tokens; feedback turns took tokens but none of them are in it
+    train = {r["step"]: r for r in results if r["kind"] == "train"}
+    assert sorted(train) == list(range(1, 25))
+    for r in train.values():
+        assert r["completions/mean_length"] == pytest.approx(r["attempts/model_tokens"], rel=1e-6)
+        assert 1 <= r["attempts/mean"] <= 2
+        assert r["attempts/solved_at_1"] + r["attempts/solved_at_2"] == pytest.approx(r["verdict/correct"])
+    assert any(r["attempts/feedback_tokens"] > 0 for r in train.values())
+    assert all(r["attempts/feedback_tokens"] > 0 for r in train.values() if r["attempts/mean"] > 1)
+    # the stored episodes replay: every attempt's verdict is the verifier's, attempt 2 only after a failure
+    for s in (s for r in results if r["kind"] == "samples" for s in r["samples"]):
+        verdicts = [score(s["cards"], a["answer"], "id", s["target"], "paper").verdict for a in s["attempts"]]
+        assert verdicts == [a["verdict"] for a in s["attempts"]] and len(verdicts) <= 2
+        assert verdicts[-1] == "correct" or len(verdicts) == 2 or s["end"] == "budget"
+        assert "correct" not in verdicts[:-1]
+    # every evaluation is within 2 attempts, with accuracy at attempts 1 and 2 (non-decreasing)
+    for e in latest.values():
+        for rule in ("id", "ood"):
+            at = [a["accuracy"] for a in e["eval"][rule]["accuracy_at_attempt"]]
+            assert len(at) == 2 and at[0] <= at[1] == e["eval"][rule]["accuracy"]
+    w0, w1 = _weights(T.checkpoint_dir(tdir, TRUNK_STEP)), _weights(rdir / "final")
+    assert sum(not torch.equal(w0[k], w1[k]) for k in w1) >= len(w1) - 1, "RL should move (nearly) every tensor"
 
 
 @pytest.mark.integration

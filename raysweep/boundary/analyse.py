@@ -29,12 +29,16 @@ class CellRecovery:
     ratio: tuple[float, float, float] | None  # (value, low, high) relative to the trunk's peak
     verdicts_before: dict[str, int] = field(default_factory=dict)  # verdict counts of the answers, SFT checkpoint
     verdicts_after: dict[str, int] = field(default_factory=dict)  # ... and after RL
+    first: Diff | None = None  # with task.attempts > 1: the paired recovery of accuracy at attempt 1
 
     def row(self) -> dict:
         r = {"cell": self.cell.name, **self.cell.params(), "rule": self.rule, "before": self.before,
              "after": self.after, "recovery": self.diff.value, "recovery_low": self.diff.low,
              "recovery_high": self.diff.high, "n": self.diff.n}
         r.update(dict(zip(("ratio", "ratio_low", "ratio_high"), self.ratio or (None, None, None))))
+        if self.first is not None:
+            r.update({"recovery_attempt1": self.first.value, "recovery_attempt1_low": self.first.low,
+                      "recovery_attempt1_high": self.first.high})
         return r
 
 
@@ -48,6 +52,8 @@ class Analysis:
     losses: dict[int, dict[int, float]] = field(default_factory=dict)  # seed -> step -> evaluation loss
     # (settings, rule) -> {sft_length: difference over seeds}
     recovery: dict[tuple[tuple, str], dict[int, Diff]] = field(default_factory=dict)
+    # with task.attempts > 1, the same at attempt 1 (the headline is within every attempt)
+    recovery_first: dict[tuple[tuple, str], dict[int, Diff]] = field(default_factory=dict)
     windows: dict[tuple[tuple, str], Window] = field(default_factory=dict)
     missing: list[str] = field(default_factory=list)  # cells without a final evaluation yet
     # (seed, rule) -> accuracy at the trunk's last length − at its peak, paired over the same problems
@@ -140,6 +146,8 @@ def analyse(sweep_dir: str | Path, threshold: float | None = None) -> Analysis:
             if rule == rules[0]:
                 out.losses[seed] = losses
     per: dict[tuple[tuple, str], dict[int, list[Diff]]] = {}
+    per_first: dict[tuple[tuple, str], dict[int, list[Diff]]] = {}
+    attempts = cfg.task.attempts
     for cell in plan_cells(cfg):
         job = json.loads(Path(jobs[cell.name]).read_text())
         rdir = Path(job["run_dir"])
@@ -153,14 +161,20 @@ def analyse(sweep_dir: str | Path, threshold: float | None = None) -> Analysis:
             d = compare_records(before_all[rule]["records"], after_all[rule]["records"])
             before, after = before_all[rule]["summary"]["accuracy"], after_all[rule]["summary"]["accuracy"]
             peak = out.peaks.get((cell.seed, rule))
+            first = (compare_records(before_all[rule]["records"], after_all[rule]["records"], within=1)
+                     if attempts > 1 else None)
             out.cells.append(CellRecovery(cell, rule, before, after, d,
                                           ratio(d, before, peak.accuracy) if peak else None,
                                           dict(before_all[rule]["summary"].get("verdicts", {})),
-                                          dict(after_all[rule]["summary"].get("verdicts", {}))))
+                                          dict(after_all[rule]["summary"].get("verdicts", {})), first))
             per.setdefault((cell.settings, rule), {}).setdefault(cell.sft_step, []).append(d)
+            if first is not None:
+                per_first.setdefault((cell.settings, rule), {}).setdefault(cell.sft_step, []).append(first)
     for key, by_step in per.items():
         out.recovery[key] = {step: over_seeds(ds) for step, ds in sorted(by_step.items())}
         out.windows[key] = recovery_window(out.recovery[key], threshold)
+    for key, by_step in per_first.items():
+        out.recovery_first[key] = {step: over_seeds(ds) for step, ds in sorted(by_step.items())}
     return out
 
 

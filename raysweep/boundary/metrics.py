@@ -123,18 +123,25 @@ def record_key(record: dict) -> Hashable:
     return record.get("problem") or (tuple(record["cards"]), record.get("target"))
 
 
-def problem_answers(records: Sequence[dict]) -> dict[Hashable, list[bool]]:
-    """Each problem's answers (correct or not), gathered over the records that pose it, in first-seen order."""
+def problem_answers(records: Sequence[dict], within: int | None = None) -> dict[Hashable, list[bool]]:
+    """Each problem's answers (correct or not), gathered over the records that pose it, in first-seen order.
+    ``within``: correct within that many attempts (multi-attempt records' ``solved_at``; records of one attempt
+    count as they are)."""
     out: dict[Hashable, list[bool]] = {}
     for r in records:
-        out.setdefault(record_key(r), []).extend(v == "correct" for v in r["verdicts"])
+        if within is not None and "solved_at" in r:
+            got = [s is not None and s <= within for s in r["solved_at"]]
+        else:
+            got = [v == "correct" for v in r["verdicts"]]
+        out.setdefault(record_key(r), []).extend(got)
     return out
 
 
-def compare_records(before: Sequence[dict], after: Sequence[dict]) -> Diff:
+def compare_records(before: Sequence[dict], after: Sequence[dict], within: int | None = None) -> Diff:
     """The paired difference between two evaluations' records of one rule, paired by problem: Newcombe's
-    paired interval when every problem has one answer on each side, else clustered by problem."""
-    b, a = problem_answers(before), problem_answers(after)
+    paired interval when every problem has one answer on each side, else clustered by problem. ``within``:
+    accuracy within that many attempts (default: the records' headline, within every attempt)."""
+    b, a = problem_answers(before, within), problem_answers(after, within)
     if set(b) != set(a):
         raise ValueError("the two evaluations are not over the same problems (task or eval settings differ)")
     keys = list(b)

@@ -166,6 +166,12 @@ def prepare(cfg: RaysweepConfig, what: str = "sweep") -> Prepared:
 
     cfg = for_workers(cfg)  # absolute output directory and tracking URI: trials and `resume` run elsewhere
     cells = plan_cells(cfg)  # validates every grid combination before anything runs
+    if cfg.task.attempts > 1:  # the episode budget, before the trunks train (the base's tokenizer is theirs)
+        from raysweep import models
+        from raysweep.train.rl import check_budget
+
+        for cell in cells:
+            check_budget(cell_config(cfg, cell), str(models.resolve(cfg.model.name)))
     store = sweep_storage(cfg)
     store.check(field="sweep.storage" if cfg.sweep.storage else "output_dir")  # seconds, before anything trains
     sdir = store.local

@@ -64,13 +64,17 @@ def _rows(cfg: TaskConfig, pairs, rule_name: str, rng: random.Random | None, wit
     return cols
 
 
-def sft_dataset(cfg: TaskConfig, n: int, seed: int, expert: ExpertPolicy = "random", unique: bool = False) -> Dataset:
+def sft_dataset(cfg: TaskConfig, n: int, seed: int, expert: ExpertPolicy = "random", unique: bool = False,
+                revision_share: float = 0.0) -> Dataset:
     """``n`` SFT examples under the training rule (training pool); with ``task.face_values``, each under
     its own varied rule (the ``rule`` column reads ``varied``, the prompt states the values) and, with
-    ``task.target_values``, its own target."""
+    ``task.target_values``, its own target. With ``revision_share`` > 0 a ``revision`` column holds, for that share
+    of the examples (seeded), the turns of a failed first attempt before the expert answer (``[assistant: a
+    plausible wrong answer, user: its feedback]``, :mod:`raysweep.tasks.revisions`), else ``[]``."""
     rng = random.Random(f"raysweep:expert:{seed}") if expert == "random" else None
     if cfg.face_values is not None:
         cols: dict[str, list] = {"prompt": [], "cards": [], "rule": [], "target": [], "completion": [], "formula": []}
+        rules = []
         for hand, rule, target in deal_varied(cfg, n, seed, "sft"):
             formula, answer = expert_answer(hand, rule, cfg, rng, target)
             cols["prompt"].append(prompt_messages(hand, rule, cfg, target))
@@ -79,9 +83,19 @@ def sft_dataset(cfg: TaskConfig, n: int, seed: int, expert: ExpertPolicy = "rand
             cols["target"].append(target)
             cols["completion"].append([{"role": "assistant", "content": answer}])
             cols["formula"].append(formula)
-        return Dataset.from_dict(cols)
-    pairs = deal_targets(cfg, cfg.train_rule, n, seed, "sft", unique=unique)
-    return Dataset.from_dict(_rows(cfg, pairs, cfg.train_rule, rng, with_completion=True))
+            rules.append(rule)
+    else:
+        pairs = deal_targets(cfg, cfg.train_rule, n, seed, "sft", unique=unique)
+        cols = _rows(cfg, pairs, cfg.train_rule, rng, with_completion=True)
+        rules = [cfg.rule(cfg.train_rule)] * len(pairs)
+    if revision_share > 0:
+        from raysweep.tasks.revisions import revision_turns
+
+        pick = random.Random(f"raysweep:revision:{seed}")
+        cols["revision"] = [
+            revision_turns(tuple(c), rule, t, f, cfg, pick) if pick.random() < revision_share else []
+            for c, rule, t, f in zip(cols["cards"], rules, cols["target"], cols["formula"], strict=True)]
+    return Dataset.from_dict(cols)
 
 
 def rl_dataset(cfg: TaskConfig, n: int, seed: int) -> Dataset:

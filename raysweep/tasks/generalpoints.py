@@ -123,7 +123,8 @@ class TaskConfig(BaseModel):
     attempts: int = Field(
         1, ge=1, le=10, description="Attempts per hand (the paper: 5): after a wrong attempt the verifier's feedback "
         "(raysweep.tasks.feedback) is appended as a user turn and the model answers again; a correct answer ends "
-        "the episode. Evaluation reports accuracy within every k = 1..attempts. (RL episodes: not built yet.)")
+        "the episode. Evaluation reports accuracy within every k = 1..attempts; RL samples whole episodes and trains on "
+        "the model's turns (raysweep.train.episodes; GRPO).")
     feedback: dict[str, str] = Field(
         default_factory=dict, description="Overrides of the feedback messages by key (see raysweep.tasks.feedback."
         "MESSAGES: prefix, invalid_numbers, overused_numbers, unused_numbers, malformed, wrong_value, join).")

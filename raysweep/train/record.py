@@ -34,6 +34,10 @@ def eval_metrics(summary: dict[str, dict]) -> tuple[dict[str, float], str]:
         metrics.update({f"eval/{rule}/accuracy": r["accuracy"], f"eval/{rule}/ci_low": lo, f"eval/{rule}/ci_high": hi,
                         **{f"eval/{rule}/{v}": c / max(1, r.get("answers", r["n"])) for v, c in r.get("verdicts", {}).items()}})
         text = f"{rule} {r['accuracy']:.3f} [{lo:.3f},{hi:.3f}] n={r['n']}"
+        for a in r.get("accuracy_at_attempt") or ():  # within k attempts (task.attempts > 1)
+            metrics[f"eval/{rule}/accuracy_at_{a['attempt']}"] = a["accuracy"]
+        if r.get("accuracy_at_attempt"):
+            text += f" (attempt 1: {r['accuracy_at_attempt'][0]['accuracy']:.3f})"
         if r.get("loss") is not None:
             metrics[f"eval/{rule}/loss"] = r["loss"]
             text += f" loss {r['loss']:.3f}"

@@ -4,6 +4,14 @@ TRL calls ``reward(prompts=..., completions=..., completion_ids=..., cards=..., 
 dataset's extra columns (``cards``, ``rule``, ``target``) per completion, and gives it ``log_metric`` to report extra
 step metrics; the reward of each completion is ``score(...).reward`` under the task's scheme, and the
 share of each verdict (correct, wrong_value, wrong_cards, malformed) is logged per step.
+
+With multi-attempt episodes (``task.attempts`` > 1, :mod:`raysweep.train.episodes`) the rollout has scored every
+attempt already and hands its verdicts and rewards over as extra columns; the reward is then the episode's
+(:func:`~raysweep.train.episodes.episode_return`: ``rl.episode_reward`` final or discounted), the verdict shares
+are the last attempt's, and per step it logs the attempts used (``attempts/mean``), the share solved at each
+attempt (``attempts/solved_at_<k>``), the share of episodes the budget cut short (``attempts/budget_ended``) and the
+tokens per episode the model wrote (``attempts/model_tokens``, in the loss) and the feedback turns took
+(``attempts/feedback_tokens``, masked out).
 """
 
 from __future__ import annotations
@@ -28,9 +36,10 @@ class VerifierReward:
 
     __name__ = "verifier"  # TRL names the per-function reward metrics after it: rewards/verifier/mean
 
-    def __init__(self, task: TaskConfig, keep: int = 0):
+    def __init__(self, task: TaskConfig, keep: int = 0, episode_reward: str = "final", gamma: float = 1.0):
         self.task = task
         self.keep = keep
+        self.episode_reward, self.gamma = episode_reward, gamma
         self.recent: list[dict] = []  # the last scored completions (at most ``keep``), for auditing rewards
 
     def take_recent(self) -> list[dict]:
@@ -39,7 +48,10 @@ class VerifierReward:
         return out
 
     def __call__(self, prompts: Sequence | None = None, completions: Sequence = (), cards: Sequence = (),
-                 rule: Sequence = (), target: Sequence | None = None, log_metric=None, **_: Any) -> list[float]:
+                 rule: Sequence = (), target: Sequence | None = None, log_metric=None,
+                 attempt_verdicts: Sequence | None = None, **kw: Any) -> list[float]:
+        if attempt_verdicts is not None:
+            return self._episodes(cards, target, attempt_verdicts, kw, log_metric)
         if len(cards) != len(completions) or len(rule) != len(completions):
             raise ValueError(f"reward: {len(completions)} completions but {len(cards)} cards and {len(rule)} rules "
                              "(the RL dataset must keep its 'cards' and 'rule' columns)")
@@ -58,3 +70,26 @@ class VerifierReward:
             for v in VERDICTS:
                 log_metric(f"verdict/{v}", counts[v] / len(scores))
         return [s.reward for s in scores]
+
+    def _episodes(self, cards, target, verdicts, kw, log_metric) -> list[float]:
+        from raysweep.train.episodes import episode_return
+
+        rewards, answers, ends = kw["attempt_rewards"], kw["attempt_answers"], kw["episode_end"]
+        out = [episode_return(r, self.episode_reward, self.gamma) for r in rewards]
+        for i in range(min(len(out), self.keep - len(self.recent))):
+            self.recent.append({"cards": list(cards[i]), "target": None if target is None else int(target[i]),
+                                "attempts": [{"answer": a, "verdict": v} for a, v in zip(answers[i], verdicts[i])],
+                                "end": ends[i], "reward": out[i]})
+        if log_metric is not None and out:
+            n = len(out)
+            last = Counter(vs[-1] for vs in verdicts)
+            for v in VERDICTS:
+                log_metric(f"verdict/{v}", last[v] / n)
+            log_metric("attempts/mean", sum(len(vs) for vs in verdicts) / n)
+            for k in range(1, self.task.attempts + 1):
+                log_metric(f"attempts/solved_at_{k}", sum(len(vs) == k and vs[-1] == "correct" for vs in verdicts) / n)
+            log_metric("attempts/budget_ended", sum(e == "budget" for e in ends) / n)
+            # tokens per episode the model wrote (in the loss) and the environment wrote (masked out of it)
+            log_metric("attempts/model_tokens", sum(kw["model_tokens"]) / n)
+            log_metric("attempts/feedback_tokens", sum(kw["feedback_tokens"]) / n)
+        return out

@@ -15,6 +15,9 @@ BOOKKEEPING = frozenset({"eval_every", "save_every", "logging_steps", "log_compl
 """RL fields that do not shape the trajectory (not part of a run's id): a grid over them would make cells that are
 one and the same run."""
 
+LATER_FIELDS = {"episode_reward": "final", "gamma": 0.9}
+"""RL fields added after runs were first made, with the default that leaves a run's id unchanged."""
+
 
 class RLConfig(WorkersConfig):
     """One RL job: which SFT checkpoint it starts from, the algorithm and its settings.
@@ -65,6 +68,12 @@ class RLConfig(WorkersConfig):
     log_completions: int = Field(
         4, ge=0, description="Scored completions kept per logging step (results.jsonl, kind 'samples': the "
         "hand, what was sampled, its verdict and reward), so rewards can be audited; 0: none.")
+    episode_reward: Literal["final", "discounted"] = Field(
+        "final", description="With task.attempts > 1: an episode's reward is its last attempt's ('final') or the "
+        "sum of every attempt's reward discounted by rl.gamma per attempt ('discounted', the paper's return).")
+    gamma: float = Field(
+        0.9, gt=0, le=1, description="Discount per attempt for rl.episode_reward=discounted (the paper: 0.9); must "
+        "be in (0, 1].")
     num_prompts: int = Field(1000, ge=1, description="Size of the RL prompt pool (training-rule hands from the training pool).")
     seed: int = Field(0, description="Seed of the prompt pool, its order and the rollouts.")
     eval_every: int = Field(10, ge=0, description="Evaluate ID/OOD every this many steps (and at 0 and the end); 0: only 0 and end.")
@@ -164,5 +173,10 @@ class RLConfig(WorkersConfig):
         return sorted(steps)
 
     def identity(self) -> dict:
-        """Fields that shape the RL trajectory (not: where it starts, which the run id adds, nor logging)."""
-        return self.model_dump(mode="json", exclude={"checkpoint", "trunk", "sft_step", "sft_seed", "grid", *BOOKKEEPING})
+        """Fields that shape the RL trajectory (not: where it starts, which the run id adds, nor logging); fields
+        added later are left out at their defaults, so earlier runs keep their ids."""
+        out = self.model_dump(mode="json", exclude={"checkpoint", "trunk", "sft_step", "sft_seed", "grid", *BOOKKEEPING})
+        for name, default in LATER_FIELDS.items():
+            if out.get(name) == default:
+                del out[name]
+        return out

@@ -98,15 +98,33 @@ class _RLRun(StageRecorder):
         gc.collect()
 
 
-def completion_budget(cfg, tokenizer) -> int:
-    """``rl.max_completion_length``, or the evaluation's default budget for the training rule's answers."""
-    if cfg.rl.max_completion_length:
-        return cfg.rl.max_completion_length
+def budgets(cfg, tokenizer) -> tuple[int, int]:
+    """(tokens per answer, tokens per completion) of this run's rollouts. One attempt: both are
+    ``rl.max_completion_length``, or the evaluation's default budget for the training rule's answers (1.5x the
+    longest expert answer, +8). With ``task.attempts`` > 1 each attempt gets that default, and an episode
+    ``rl.max_completion_length`` (default: enough for every attempt and a long feedback turn between each); a
+    budget that cannot hold them is refused, naming the field and the smallest value that fits."""
+    from raysweep.config import ConfigError
     from raysweep.evaluate import auto_max_new_tokens
     from raysweep.tasks.datasets import sft_dataset
 
-    experts = [c[0]["content"] for c in sft_dataset(cfg.task, 64, cfg.rl.seed)["completion"]]
-    return auto_max_new_tokens(tokenizer, experts)
+    rl, attempts = cfg.rl, cfg.task.attempts
+    if attempts == 1 and rl.max_completion_length:
+        return rl.max_completion_length, rl.max_completion_length
+    experts = [c[0]["content"] for c in sft_dataset(cfg.task, 64, rl.seed)["completion"]]
+    answer = auto_max_new_tokens(tokenizer, experts)
+    if attempts == 1:
+        return answer, answer
+    from raysweep.train.episodes import episode_budget, longest_feedback
+
+    need = episode_budget(attempts, answer, longest_feedback(tokenizer, cfg.task))
+    if rl.max_completion_length is None:
+        return answer, need
+    if rl.max_completion_length < need:
+        raise ConfigError(f"rl.max_completion_length={rl.max_completion_length}: an episode of task.attempts={attempts} "
+                          f"answers (up to {answer} tokens each) with a feedback turn between each needs {need} tokens; "
+                          f"set rl.max_completion_length to at least {need}, leave it unset, or lower task.attempts")
+    return answer, rl.max_completion_length
 
 
 def trainer_args(cfg, rdir: Path, place: Place, budget: int, bf16: bool):
@@ -188,15 +206,18 @@ def rl_worker(job: dict) -> dict | None:
 
     tokenizer = load_tokenizer(job["start_path"])
     dataset = rl_dataset(cfg.task, rl.num_prompts, rl.seed).select_columns(["prompt", "cards", "rule", "target"])
-    budget = completion_budget(cfg, tokenizer)
+    answer_tokens, budget = budgets(cfg, tokenizer)
     resume = T.latest_trainer_checkpoint(rdir)
     resume_step = int(resume.name.split("-")[1]) if resume else 0
     # evaluations recorded after the saved state belong to a trajectory that is about to be retrained
     evaluated = {r["step"] for r in T.read_results(rdir) if r.get("kind") == "eval" and r["step"] <= resume_step}
     todo_evals = [s for s in rl.eval_steps() if s not in evaluated]
     run.start()
+    episodes = cfg.task.attempts > 1
     run.log(f"from {job['start']} | {rl.max_steps} steps x {rl.batch_size} prompts x {rl.num_generations} "
-            f"completions (<= {budget} tokens) | world {place.world} on {place.device}"
+            + (f"episodes of <= {cfg.task.attempts} attempts (<= {answer_tokens} tokens each, {budget} in all; "
+               f"reward: {rl.episode_reward})" if episodes else f"completions (<= {budget} tokens)")
+            + f" | world {place.world} on {place.device}"
             + (f" | resuming from step {resume_step}" if resume else ""))
     if resume:
         run.append({"kind": "resume", "from_step": resume_step, "evals_todo": todo_evals})
@@ -245,11 +266,13 @@ def rl_worker(job: dict) -> dict | None:
             nums = {k: float(v) for k, v in logs.items() if isinstance(v, (int, float))}
             run.log_metrics({f"train/{k}": v for k, v in nums.items()}, step)
             run.append({"kind": "train", "step": step, "mean_step_seconds": self.clock.rate(step),
-                        **{k: nums[k] for k in STEP_KEYS if k in nums}})
+                        **{k: nums[k] for k in nums if k in STEP_KEYS or k.startswith("attempts/")}})
             samples = reward.take_recent()
             if samples:
                 run.append({"kind": "samples", "step": step, "samples": samples})
             kl = f" kl {nums['kl']:.4f}" if "kl" in nums else ""
+            if "attempts/mean" in nums:
+                kl += f" attempts {nums['attempts/mean']:.2f}"
             run.log(f"step {step}/{rl.max_steps} reward {nums['reward']:.3f} correct "
                     f"{nums.get('verdict/correct', float('nan')):.3f}{kl} len "
                     f"{nums.get('completions/mean_length', 0):.0f} | {self.clock.rate(step):.1f} s/step | "
@@ -259,9 +282,16 @@ def rl_worker(job: dict) -> dict | None:
         from trl import GRPOTrainer as Trainer
     else:
         from trl import RLOOTrainer as Trainer
-    reward = VerifierReward(cfg.task, keep=rl.log_completions)
+    reward = VerifierReward(cfg.task, keep=rl.log_completions, episode_reward=rl.episode_reward, gamma=rl.gamma)
+    extra = {}
+    if episodes:  # whole multi-attempt episodes, feedback turns masked out of the loss (GRPO only: see config)
+        from raysweep.train.episodes import EpisodeRollout, prompt_key
+
+        hands = {prompt_key(p): (c, r, t) for p, c, r, t in
+                 zip(dataset["prompt"], dataset["cards"], dataset["rule"], dataset["target"])}
+        extra["rollout_func"] = EpisodeRollout(cfg.task, tokenizer, hands, answer_tokens, budget)
     trainer = Trainer(model=model, reward_funcs=[reward], args=args, train_dataset=dataset,
-                      processing_class=tokenizer, callbacks=[RLCallback()])
+                      processing_class=tokenizer, callbacks=[RLCallback()], **extra)
     holder["trainer"] = trainer
     trainer.remove_callback(PrinterCallback)
     t0 = time.time()

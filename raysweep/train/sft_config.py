@@ -34,6 +34,11 @@ class SFTConfig(WorkersConfig):
     max_length: int = Field(1024, ge=16, description="Longest prompt+completion in tokens; a run whose data is longer is refused.")
     num_examples: int = Field(1000, ge=1, description="Size of the fixed expert SFT set (cycled for as many epochs as needed).")
     expert: Literal["first", "random"] = Field("random", description="Which solver solution an expert answer shows.")
+    revision_share: float = Field(
+        0.0, ge=0.0, le=1.0, description="Share of the expert examples that are two-attempt episodes: a plausible "
+        "wrong first answer, the verifier's feedback on it, then the expert answer, with the loss on the model's "
+        "turns only (raysweep.tasks.revisions). A pre-training stage's way to a base that can revise from "
+        "feedback (task.attempts > 1); 0: single-turn expert answers (the paper's SFT).")
     gradient_checkpointing: bool = Field(False, description="Recompute activations (saves memory, costs time).")
     logging_steps: int = Field(1, ge=1, description="Train-loss logging interval (steps).")
 
@@ -70,5 +75,9 @@ class SFTConfig(WorkersConfig):
         return max(self.checkpoints)
 
     def identity(self) -> dict:
-        """Fields that shape the training trajectory (not: seeds, checkpoint list, logging)."""
-        return self.model_dump(mode="json", exclude={"seeds", "checkpoints", "logging_steps"})
+        """Fields that shape the training trajectory (not: seeds, checkpoint list, logging); fields added later
+        are left out at their defaults, so earlier trunks keep their ids."""
+        out = self.model_dump(mode="json", exclude={"seeds", "checkpoints", "logging_steps"})
+        if out.get("revision_share") == 0.0:
+            del out["revision_share"]
+        return out

@@ -84,7 +84,10 @@ def _export_base(cdir: Path, model_path: str, place: Place) -> None:
 def _check_lengths(tokenizer, dataset, max_length: int) -> None:
     """Fail fast if any example would be truncated: a cut completion silently teaches a cut answer."""
     longest = 0
-    for prompt, completion in zip(dataset["prompt"], dataset["completion"]):
+    if "input_ids" in dataset.column_names:
+        longest = max(len(ids) for ids in dataset["input_ids"])
+    for prompt, completion in (zip(dataset["prompt"], dataset["completion"]) if "prompt" in dataset.column_names
+                               else ()):
         text = tokenizer.apply_chat_template(list(prompt) + list(completion), tokenize=False)
         longest = max(longest, len(tokenizer(text, add_special_tokens=False)["input_ids"]))
     if longest > max_length:
@@ -113,11 +116,23 @@ def sft_worker(job: dict) -> dict | None:
 
     from raysweep.evaluate import train_set
 
-    full = sft_dataset(cfg.task, sft.num_examples, job["seed"], sft.expert)
+    full = sft_dataset(cfg.task, sft.num_examples, job["seed"], sft.expert, revision_share=sft.revision_share)
     trunk.train_problems = train_set(cfg.task, cfg.eval, full)
     dataset = full.select_columns(["prompt", "completion"])
-    data_hash = T.digest([dataset["prompt"], dataset["completion"]], 16)
     tokenizer = load_tokenizer(job["model_path"])
+    if sft.revision_share:  # two-attempt episodes: tokenized here, the loss on the model's turns only
+        from datasets import Dataset
+
+        from raysweep.train.turn_masks import tokenize_turns
+
+        data_hash = T.digest([full["prompt"], full["revision"], full["completion"]], 16)
+        rows = [tokenize_turns(tokenizer, p, list(r) + list(c))
+                for p, r, c in zip(full["prompt"], full["revision"], full["completion"])]
+        dataset = Dataset.from_dict({k: [row[k] for row in rows] for k in ("input_ids", "completion_mask")})
+        trunk.log(f"{sum(bool(r) for r in full['revision'])} of {len(rows)} examples are two-attempt episodes "
+                  "(sft.revision_share)")
+    else:
+        data_hash = T.digest([dataset["prompt"], dataset["completion"]], 16)
     _check_lengths(tokenizer, dataset, sft.max_length)  # before any work, not after the step-0 evaluation
     todo = [k for k in sft.checkpoints if k not in T.finished_steps(tdir)]
     if not todo:

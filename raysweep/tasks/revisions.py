@@ -1,0 +1,95 @@
+"""Two-attempt expert episodes for SFT (``sft.revision_share``): a plausible wrong first answer, the verifier's
+feedback on it (as the model would get it under ``task.attempts`` > 1), then the expert answer (pure).
+
+The wrong first answers are the failures the feedback is about, drawn uniformly among those that apply to the hand:
+
+- ``train_values``: the hand's numbers under the training rule where the stated rule gives its face cards other
+  values (J/Q/K counted as 10 under a rule that says otherwise): the OOD failure, which the feedback names;
+- ``wrong_number``: the expert formula with one number changed (wrong numbers);
+- ``wrong_value``: the expert formula with one operator changed, so it reaches another value.
+
+Each is rendered like an expert answer (its ``Numbers`` line shows the numbers it used) and checked by the
+verifier: a wrong answer that happens to be correct is never used. Trained with the loss on the model's turns
+only (the wrong answer and the expert answer), never on the feedback turn.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from typing import Sequence
+
+from raysweep.tasks.answers import render_answer
+from raysweep.tasks.feedback import feedback
+from raysweep.tasks.generalpoints import Rule, TaskConfig, score
+from raysweep.tasks.solver import solve
+
+_NUMBER = re.compile(r"\d+")
+_OPERATOR = re.compile(r"[-+*/]")
+
+
+def _train_values(hand: Sequence[str], rule: Rule, target: int, cfg: TaskConfig, rng: random.Random):
+    train = cfg.rule(cfg.train_rule)
+    values = [train.value(c) for c in hand]
+    if sorted(values) == sorted(rule.value(c) for c in hand):
+        return None
+    sols = solve(tuple(sorted(values)), target, limit=24)
+    return (values, rng.choice(sols)) if sols else None
+
+
+def _wrong_number(hand, rule: Rule, formula: str, rng: random.Random):
+    spots = list(_NUMBER.finditer(formula))
+    m = rng.choice(spots)
+    old = int(m.group())
+    new = max(1, old + rng.choice([-2, -1, 1, 2]))
+    if new == old:
+        new = old + 1
+    changed = formula[:m.start()] + str(new) + formula[m.end():]
+    values = [rule.value(c) for c in hand]  # in card order, as an expert answer lists them, one changed
+    values[values.index(old)] = new
+    return values, changed
+
+
+def _wrong_value(hand, rule: Rule, formula: str, rng: random.Random):
+    spots = list(_OPERATOR.finditer(formula))
+    if not spots:
+        return None
+    m = rng.choice(spots)
+    op = rng.choice([o for o in "+-*/" if o != m.group()])
+    changed = formula[:m.start()] + op + formula[m.end():]
+    return [rule.value(c) for c in hand], changed
+
+
+def wrong_attempt(hand: Sequence[str], rule: Rule, target: int, formula: str, cfg: TaskConfig,
+                  rng: random.Random) -> tuple[str, str] | None:
+    """(kind, answer text) of a plausible wrong answer to ``hand`` under ``rule`` whose expert formula is
+    ``formula``; None when no kind gives a wrong answer (rare: every change happened to be correct)."""
+    kinds = ["train_values", "wrong_number", "wrong_value"]
+    rng.shuffle(kinds)
+    for kind in kinds:
+        if kind == "train_values":
+            made = _train_values(hand, rule, target, cfg, rng)
+        elif kind == "wrong_number":
+            made = _wrong_number(hand, rule, formula, rng)
+        else:
+            made = _wrong_value(hand, rule, formula, rng)
+        if made is None:
+            continue
+        values, wrong = made
+        text = render_answer(hand, values, wrong, target, cfg.answer_format)
+        if not score(hand, text, rule, target).correct:
+            return kind, text
+    return None
+
+
+def revision_turns(hand: Sequence[str], rule: Rule, target: int, formula: str, cfg: TaskConfig,
+                   rng: random.Random) -> list[dict]:
+    """The turns before the expert answer of a two-attempt episode: ``[assistant: wrong answer, user: feedback]``
+    (empty when no wrong answer could be made)."""
+    made = wrong_attempt(hand, rule, target, formula, cfg, rng)
+    if made is None:
+        return []
+    _, text = made
+    s = score(hand, text, rule, target)
+    message = feedback(s, [rule.value(c) for c in hand], target, cfg.feedback)
+    return [{"role": "assistant", "content": text}, {"role": "user", "content": message}]
