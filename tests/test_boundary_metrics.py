@@ -123,3 +123,20 @@ def test_peak_and_whether_the_loss_would_have_found_it():
     assert find_peak(curve).loss_picks_peak is None
     with pytest.raises(ValueError):
         find_peak([])
+
+
+def test_compare_records_within_k_attempts_reads_solved_at():
+    from raysweep.boundary.metrics import compare_records
+
+    def recs(solved):
+        return [{"problem": f"p{i}", "cards": ["A"], "verdicts": ["correct" if s else "wrong_value"],
+                 "solved_at": [s]} for i, s in enumerate(solved)]
+
+    before, after = recs([None, 2, None, 1]), recs([1, 1, 2, 1])
+    within_all = compare_records(before, after)  # the headline: within every attempt (the verdicts)
+    first = compare_records(before, after, within=1)
+    assert within_all.value == pytest.approx(2 / 4)  # solved within the episode: 2 of 4 -> 4 of 4
+    assert first.value == pytest.approx(2 / 4)  # at attempt 1: 1 of 4 -> 3 of 4
+    assert compare_records(before, after, within=2).value == pytest.approx(2 / 4)
+    assert compare_records(recs([2, 2]), recs([1, 1]), within=1).value == pytest.approx(1.0)
+    assert compare_records(recs([2, 2]), recs([1, 1])).value == 0.0
