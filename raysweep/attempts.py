@@ -13,8 +13,8 @@ from __future__ import annotations
 from typing import Callable, Sequence
 
 from raysweep.intervals import by_problem, clustered_accuracy
-from raysweep.tasks.feedback import feedback
-from raysweep.tasks.generalpoints import Rule, TaskConfig, parse_cards, score
+from raysweep.tasks.feedback import judge
+from raysweep.tasks.generalpoints import Rule, TaskConfig
 
 
 def conversation(prompt: list[dict], answers: Sequence[str], feedbacks: Sequence[str]) -> list[dict]:
@@ -53,14 +53,13 @@ def run_episodes(generate: Callable, prompts: Sequence[list[dict]], first: Seque
     for attempt in range(2, task.attempts + 1):
         todo = []
         for i, (cards, target) in enumerate(hands):
-            values = [rule.value(c) for c in parse_cards(cards)]
             for j, ep in enumerate(episodes[i]):
                 if len(ep) != attempt - 1:
                     continue  # solved earlier
-                s = score(cards, ep[-1], rule, target, task.reward, train_rule)
-                if s.correct:
+                _, message = judge(cards, ep[-1], rule, target, task, train_rule)
+                if message is None:
                     continue
-                feedbacks[i][j].append(feedback(s, values, target, task.feedback))
+                feedbacks[i][j].append(message)
                 todo.append((i, j))
         if not todo:
             break

@@ -222,7 +222,7 @@ def test_revision_examples_fail_then_are_fixed_under_the_stated_rule():
     seen = {wrong_attempt(("J", "4", "3"), rule, 17, "5*4-3", task, random.Random(s))[0] for s in range(30)}
     assert seen == {"train_values", "wrong_number", "wrong_value"}
     for s in range(30):
-        kind, text = wrong_attempt(("J", "4", "3"), rule, 17, "5*4-3", task, random.Random(s))
+        kind, text, _ = wrong_attempt(("J", "4", "3"), rule, 17, "5*4-3", task, random.Random(s))
         assert not score(("J", "4", "3"), text, rule, 17).correct
         if kind == "train_values":
             assert "10" in text.splitlines()[0]

@@ -19,6 +19,11 @@ from raysweep.boundary.findings import markdown as findings_markdown
 from raysweep.boundary.findings import paper_findings
 
 
+def _attempt1(d) -> str:
+    """The attempt-1 column of a multi-attempt report: a paired difference and its interval, or blank."""
+    return f" {d.value:+.3f} [{d.low:+.3f}, {d.high:+.3f}] |" if d is not None else " |"
+
+
 def _fmt(v) -> str:
     return "" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v)
 
@@ -31,7 +36,8 @@ def markdown(a: Analysis, sweep_name: str, threshold: float, spectral: dict | No
              f"by problem). A length is in the window when the 95% interval of RL's paired gain (after RL − after "
              f"SFT, same problems) lies above {threshold:g}.", "",
              "## Findings", ""]
-    if a.cfg.task.attempts > 1:
+    multi = a.cfg.task.attempts > 1
+    if multi:
         lines[-2:-2] = [f"Accuracy is within task.attempts={a.cfg.task.attempts} attempts (the verifier's feedback "
                         "after each wrong one, the paper's protocol); the recovery at attempt 1 is shown beside "
                         "it.", ""]
@@ -39,7 +45,6 @@ def markdown(a: Analysis, sweep_name: str, threshold: float, spectral: dict | No
     lines += ["", "## The paper's four findings", "", "Checked as `raysweep.boundary.findings` defines them (thresholds "
               "in its docstring); the spectral one needs `spectral.in_sweep` or `raysweep spectral --sweep`.", "",
               findings_markdown(paper_findings(a, spectral)).rstrip()]
-    multi = a.cfg.task.attempts > 1
     first_head = " at attempt 1 [95%] |" if multi else ""
     lines += ["", "## Recovery per SFT length (mean over seeds)", "",
               f"| rule | RL setting | SFT length | recovery | 95% interval | seeds |{first_head}",
@@ -48,8 +53,7 @@ def markdown(a: Analysis, sweep_name: str, threshold: float, spectral: dict | No
         firsts = a.recovery_first.get((settings, rule), {})
         for step, d in by_step.items():
             star = " **\\***" if d.low > threshold else ""
-            f = firsts.get(step)
-            first = (f" {f.value:+.3f} [{f.low:+.3f}, {f.high:+.3f}] |" if f else " |") if multi else ""
+            first = _attempt1(firsts.get(step)) if multi else ""
             lines.append(f"| {rule} | {settings_label(settings)} | {step} | {d.value:+.3f}{star} | "
                          f"[{d.low:+.3f}, {d.high:+.3f}] | {d.n} |{first}")
     lines += verdict_lines(a)
@@ -59,8 +63,7 @@ def markdown(a: Analysis, sweep_name: str, threshold: float, spectral: dict | No
         r = c.row()
         ratio = (f"{r['ratio']:+.2f} [{r['ratio_low']:+.2f}, {r['ratio_high']:+.2f}]" if r["ratio"] is not None
                  else "n/a (SFT lost nothing)")
-        first = (f" {c.first.value:+.3f} [{c.first.low:+.3f}, {c.first.high:+.3f}] |" if c.first else " |") \
-            if multi else ""
+        first = _attempt1(c.first) if multi else ""
         lines.append(f"| {c.cell.name} | {c.rule} | {c.before:.3f} | {c.after:.3f} | "
                      f"{c.diff.value:+.3f} [{c.diff.low:+.3f}, {c.diff.high:+.3f}] | {ratio} |{first}")
     return "\n".join(lines) + "\n"

@@ -168,10 +168,11 @@ def prepare(cfg: RaysweepConfig, what: str = "sweep") -> Prepared:
     cells = plan_cells(cfg)  # validates every grid combination before anything runs
     if cfg.task.attempts > 1:  # the episode budget, before the trunks train (the base's tokenizer is theirs)
         from raysweep import models
-        from raysweep.train.rl import check_budget
+        from raysweep.train.rl_worker import budgets
 
+        tokenizer = models.load_tokenizer(str(models.resolve(cfg.model.name)))
         for cell in cells:
-            check_budget(cell_config(cfg, cell), str(models.resolve(cfg.model.name)))
+            budgets(cell_config(cfg, cell), tokenizer)
     store = sweep_storage(cfg)
     store.check(field="sweep.storage" if cfg.sweep.storage else "output_dir")  # seconds, before anything trains
     sdir = store.local

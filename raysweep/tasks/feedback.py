@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Mapping, Sequence
 
-from raysweep.tasks.generalpoints import Score
+from raysweep.tasks.generalpoints import Rule, Score, parse_cards, score
 
 MESSAGES: dict[str, str] = {
     "prefix": "You failed this trial because ",
@@ -69,3 +69,14 @@ def feedback(s: Score, values: Sequence[int], target: int, messages: Mapping[str
     if unused:
         reasons.append(m["unused_numbers"].format(numbers=_listed(unused)))
     return m["prefix"] + m["join"].join(reasons)
+
+
+def judge(cards: Sequence[str], answer: str, rule: Rule, target: int, task,
+          train_rule: Rule | None = None) -> tuple[Score, str | None]:
+    """One attempt's verdict under ``task``'s reward scheme and the feedback the model gets on it under its
+    messages (None when the attempt is correct): what every multi-attempt episode (evaluation, RL rollouts,
+    SFT revision examples) asks of the verifier."""
+    s = score(cards, answer, rule, target, task.reward, train_rule)
+    if s.correct:
+        return s, None
+    return s, feedback(s, [rule.value(c) for c in parse_cards(cards)], target, task.feedback)

@@ -20,8 +20,8 @@ import re
 from typing import Sequence
 
 from raysweep.tasks.answers import render_answer
-from raysweep.tasks.feedback import feedback
-from raysweep.tasks.generalpoints import Rule, TaskConfig, score
+from raysweep.tasks.feedback import judge
+from raysweep.tasks.generalpoints import Rule, TaskConfig
 from raysweep.tasks.solver import solve
 
 _NUMBER = re.compile(r"\d+")
@@ -61,9 +61,9 @@ def _wrong_value(hand, rule: Rule, formula: str, rng: random.Random):
 
 
 def wrong_attempt(hand: Sequence[str], rule: Rule, target: int, formula: str, cfg: TaskConfig,
-                  rng: random.Random) -> tuple[str, str] | None:
-    """(kind, answer text) of a plausible wrong answer to ``hand`` under ``rule`` whose expert formula is
-    ``formula``; None when no kind gives a wrong answer (rare: every change happened to be correct)."""
+                  rng: random.Random) -> tuple[str, str, str] | None:
+    """(kind, answer text, its feedback) of a plausible wrong answer to ``hand`` under ``rule`` whose expert
+    formula is ``formula``; None when no kind gives a wrong answer (rare: every change happened to be correct)."""
     kinds = ["train_values", "wrong_number", "wrong_value"]
     rng.shuffle(kinds)
     for kind in kinds:
@@ -77,8 +77,9 @@ def wrong_attempt(hand: Sequence[str], rule: Rule, target: int, formula: str, cf
             continue
         values, wrong = made
         text = render_answer(hand, values, wrong, target, cfg.answer_format)
-        if not score(hand, text, rule, target).correct:
-            return kind, text
+        _, message = judge(hand, text, rule, target, cfg)
+        if message is not None:
+            return kind, text, message
     return None
 
 
@@ -89,7 +90,5 @@ def revision_turns(hand: Sequence[str], rule: Rule, target: int, formula: str, c
     made = wrong_attempt(hand, rule, target, formula, cfg, rng)
     if made is None:
         return []
-    _, text = made
-    s = score(hand, text, rule, target)
-    message = feedback(s, [rule.value(c) for c in hand], target, cfg.feedback)
+    _, text, message = made
     return [{"role": "assistant", "content": text}, {"role": "user", "content": message}]

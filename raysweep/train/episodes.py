@@ -21,12 +21,8 @@ import json
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from raysweep.tasks.feedback import feedback
-from raysweep.tasks.generalpoints import TaskConfig, parse_cards, score
-
-EPISODE_FIELDS = ("attempt_verdicts", "attempt_rewards", "attempt_answers", "episode_end", "model_tokens",
-                  "feedback_tokens")
-"""What the rollout hands the reward function per episode (TRL forwards a rollout's extra fields to it)."""
+from raysweep.tasks.feedback import judge
+from raysweep.tasks.generalpoints import TaskConfig
 
 
 def episode_return(rewards: Sequence[float], mode: str, gamma: float) -> float:
@@ -177,18 +173,15 @@ class EpisodeRollout:
                 env_mask[i] += [1] * len(toks)
                 cards, rule_name, target = hands[i]
                 text = tok.decode(toks, skip_special_tokens=True)
-                rule = self.task.rule(rule_name)
-                s = score(cards, text, rule, int(target), self.task.reward, self.train_rule)
+                s, message = judge(cards, text, self.task.rule(rule_name), int(target), self.task, self.train_rule)
                 verdicts[i].append(s.verdict)
                 rewards[i].append(s.reward)
                 answers[i].append(text)
-                if s.correct:
+                if message is None:
                     end[i] = "solved"
                     continue
                 if attempt == self.task.attempts:
                     continue
-                values = [rule.value(c) for c in parse_cards(cards)]
-                message = feedback(s, values, int(target), self.task.feedback)
                 ended = bool(toks) and toks[-1] == tok.eos_token_id
                 fb = feedback_tokens(tok, self.template, message, ended)
                 if len(completion[i]) + len(fb) + self.answer_tokens > self.budget:

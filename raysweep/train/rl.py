@@ -107,22 +107,17 @@ def _trunk_run_id(start: Start) -> str | None:
     return f.read_text().strip() if f.is_file() else None
 
 
-def check_budget(cfg: RaysweepConfig, model_path: str) -> None:
-    """Refuse, before any work, a rollout budget that cannot hold ``task.attempts`` answers (ConfigError)."""
-    if cfg.task.attempts > 1:
-        from raysweep.models import load_tokenizer
-        from raysweep.train.rl_worker import budgets
-
-        budgets(cfg, load_tokenizer(model_path))
-
-
 def plan_job(cfg: RaysweepConfig, parent_run_id: str | None = None) -> dict:
     """What the RL workers need: the config (absolute paths), the start, the run directory."""
     if cfg.rl.grid:
         raise ConfigError(f"rl.grid={cfg.rl.grid}: a grid is for sweeps; `raysweep rl` trains one run, so set "
                           "the values directly (e.g. rl.learning_rate=3e-6) or drop rl.grid")
     start = resolve_start(cfg)
-    check_budget(cfg, str(start.path))
+    if cfg.task.attempts > 1:  # an episode budget that cannot hold every attempt: refused before any work
+        from raysweep.models import load_tokenizer
+        from raysweep.train.rl_worker import budgets
+
+        budgets(cfg, load_tokenizer(str(start.path)))
     rid = run_id(cfg, start)
     return {"config": json.loads(for_workers(cfg).model_dump_json()), "run_id": rid,
             "run_dir": str(run_dir(cfg, rid)), "start_path": str(start.path), "start_spec": start.spec,
