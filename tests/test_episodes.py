@@ -239,8 +239,11 @@ def test_revision_turns_are_masked_out_of_the_sft_loss(tiny_model):
     out = tokenize_turns(tok, prompt, turns)
     ids, mask = out["input_ids"], out["completion_mask"]
     assert tok.decode(ids) == tok.apply_chat_template(prompt + turns, tokenize=False)
-    assert tok.decode([t for t, m in zip(ids, mask) if m]) == "Formula: 10*4-3<|im_end|>\nFormula: 5*4-3<|im_end|>\n"
-    assert "invalid numbers" not in tok.decode([t for t, m in zip(ids, mask) if m])
+    # the loss is on the expert's answer only: neither the feedback nor the wrong first answer is imitated
+    assert tok.decode([t for t, m in zip(ids, mask) if m]) == "Formula: 5*4-3<|im_end|>\n"
+    assert mask == sorted(mask)  # one trailing span
+    with pytest.raises(ValueError, match="ends with the expert"):
+        tokenize_turns(tok, prompt, turns[:2])
     # a single-turn example is masked as TRL masks a prompt/completion pair
     single = tokenize_turns(tok, prompt, turns[2:])
     n_prompt = len(tok(tok.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True),

@@ -34,6 +34,19 @@ def test_render_has_a_line_per_cell_with_its_coordinates():
     assert cols.split()[:3] == ["state", "seed", "sft"]
 
 
+def test_multi_attempt_cells_show_attempt_one_beside_the_headline():
+    ev = _eval(4, 0.5, 0.25)
+    for rule, at in (("id", [0.25, 0.5]), ("ood", [0.125, 0.25])):
+        ev["eval"][rule]["accuracy_at_attempt"] = [{"attempt": k + 1, "accuracy": a} for k, a in enumerate(at)]
+    st = cell_status([ev], finished=True)
+    assert st.first == (("id", 0.25), ("ood", 0.125))
+    line = render([Cell(0, 20)], [st], max_steps=4, elapsed_s=0).splitlines()[-1]
+    assert "id 0.500 (@1 0.250)  ood 0.250 (@1 0.125) (step 4)" in line
+    single = _eval(4, 0.5, 0.25)
+    single["eval"]["id"]["accuracy_at_attempt"] = [{"attempt": 1, "accuracy": 0.5}]  # one attempt: no @1
+    assert cell_status([single], finished=True).first == ()
+
+
 def test_live_view_prints_only_changes(tmp_path, capsys):
     rdir = tmp_path / "run"
     rdir.mkdir()

@@ -1,4 +1,5 @@
-"""The sweep's live view: one line per cell (state, SFT length, grid settings, step, latest ID/OOD).
+"""The sweep's live view: one line per cell (state, SFT length, grid settings, step, latest ID/OOD; with
+``task.attempts`` > 1 each accuracy is within the last attempt, its attempt-1 accuracy beside it as ``@1``).
 
 Read from the RL runs' own files (``results.jsonl``, ``final/manifest.json``), not from Tune, so the view
 means the same after a restart and on a cluster (the run directories are on shared storage).
@@ -26,11 +27,12 @@ class CellStatus:
     eval_step: int | None = None  # step of the latest evaluation
     acc: tuple[tuple[str, float], ...] = ()  # (rule, accuracy) of that evaluation
     step_seconds: float | None = None
+    first: tuple[tuple[str, float], ...] = ()  # (rule, accuracy at attempt 1) when it evaluated > 1 attempt
 
 
 def cell_status(records: Iterable[dict], finished: bool) -> CellStatus:
     """A cell's state from its RL run's result records."""
-    step, eval_step, acc, rate, seen = 0, None, (), None, False
+    step, eval_step, acc, first, rate, seen = 0, None, (), (), None, False
     for r in records:
         seen = True
         kind = r.get("kind")
@@ -39,11 +41,13 @@ def cell_status(records: Iterable[dict], finished: bool) -> CellStatus:
             rate = r.get("mean_step_seconds", rate)
         elif kind == "eval" and (eval_step is None or r["step"] >= eval_step):
             eval_step, acc = r["step"], tuple((rule, e["accuracy"]) for rule, e in r["eval"].items())
+            first = tuple((rule, e["accuracy_at_attempt"][0]["accuracy"]) for rule, e in r["eval"].items()
+                          if len(e.get("accuracy_at_attempt") or ()) > 1)
             step = max(step, r["step"])
         elif kind == "done":
             step = max(step, r.get("max_steps", step))
     state = "finished" if finished else "running" if seen else "pending"
-    return CellStatus(state, step, eval_step, acc, rate)
+    return CellStatus(state, step, eval_step, acc, rate, first)
 
 
 def render(cells: Sequence[Cell], statuses: Sequence[CellStatus], max_steps: int, elapsed_s: float) -> str:
@@ -56,7 +60,9 @@ def render(cells: Sequence[Cell], statuses: Sequence[CellStatus], max_steps: int
              f"{counts['pending']} pending",
              f"  {'state':<9}{'seed':>5}{'sft':>6}  {'settings':<{width}}{'step':>10}  latest eval"]
     for cell, st, setting in zip(cells, statuses, settings):
-        ev = ("  ".join(f"{rule} {a:.3f}" for rule, a in st.acc) + f" (step {st.eval_step})") if st.acc else "-"
+        at1 = dict(st.first)
+        ev = ("  ".join(f"{rule} {a:.3f}" + (f" (@1 {at1[rule]:.3f})" if rule in at1 else "") for rule, a in st.acc)
+              + f" (step {st.eval_step})") if st.acc else "-"
         step = f"{st.step}/{max_steps}"
         lines.append(f"  {st.state:<9}{cell.seed:>5}{cell.sft_step:>6}  {setting:<{width}}{step:>10}  {ev}")
     return "\n".join(lines)

@@ -9,8 +9,8 @@ The wrong first answers are the failures the feedback is about, drawn uniformly 
 - ``wrong_value``: the expert formula with one operator changed, so it reaches another value.
 
 Each is rendered like an expert answer (its ``Numbers`` line shows the numbers it used) and checked by the
-verifier: a wrong answer that happens to be correct is never used. Trained with the loss on the model's turns
-only (the wrong answer and the expert answer), never on the feedback turn.
+verifier: a wrong answer that happens to be correct is never used. Trained with the loss on the expert answer
+only: the wrong answer and the feedback turn are context, never imitated.
 """
 
 from __future__ import annotations

@@ -36,8 +36,8 @@ class SFTConfig(WorkersConfig):
     expert: Literal["first", "random"] = Field("random", description="Which solver solution an expert answer shows.")
     revision_share: float = Field(
         0.0, ge=0.0, le=1.0, description="Share of the expert examples that are two-attempt episodes: a plausible "
-        "wrong first answer, the verifier's feedback on it, then the expert answer, with the loss on the model's "
-        "turns only (raysweep.tasks.revisions). A pre-training stage's way to a base that can revise from "
+        "wrong first answer, the verifier's feedback on it, then the expert answer, with the loss on the expert "
+        "answer only (raysweep.tasks.revisions). A pre-training stage's way to a base that can revise from "
         "feedback (task.attempts > 1); 0: single-turn expert answers (the paper's SFT).")
     gradient_checkpointing: bool = Field(False, description="Recompute activations (saves memory, costs time).")
     logging_steps: int = Field(1, ge=1, description="Train-loss logging interval (steps).")

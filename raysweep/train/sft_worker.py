@@ -120,7 +120,7 @@ def sft_worker(job: dict) -> dict | None:
     trunk.train_problems = train_set(cfg.task, cfg.eval, full)
     dataset = full.select_columns(["prompt", "completion"])
     tokenizer = load_tokenizer(job["model_path"])
-    if sft.revision_share:  # two-attempt episodes: tokenized here, the loss on the model's turns only
+    if sft.revision_share:  # two-attempt episodes: tokenized here, the loss on the expert answer only
         from datasets import Dataset
 
         from raysweep.train.turn_masks import tokenize_turns

@@ -1,5 +1,7 @@
-"""Token ids and loss mask of a multi-turn SFT example (``sft.revision_share``): the loss falls on the model's
-turns only (every assistant turn, with the template's end-of-turn text), never on the prompt or a feedback turn.
+"""Token ids and loss mask of a multi-turn SFT example (``sft.revision_share``): the loss falls on the expert's
+answer only (the last assistant turn, with the template's end-of-turn text), never on the prompt, a feedback turn
+or an earlier assistant turn: a revision example's first answer is wrong on purpose, context to revise from, not
+something to imitate (trained on, it would teach first attempts to fail).
 
 Each turn's span is found by rendering the conversation up to it with the tokenizer's chat template and matching
 the rendering's tokens against the whole example's (the longest common prefix, as TRL does for a prompt), so a
@@ -26,13 +28,10 @@ def _common(a: Sequence[int], b: Sequence[int]) -> int:
 
 
 def tokenize_turns(tokenizer, prompt: Sequence[dict], turns: Sequence[dict]) -> dict:
-    """``{"input_ids", "completion_mask"}`` of ``prompt`` + ``turns``; the mask is 1 on assistant turns only."""
+    """``{"input_ids", "completion_mask"}`` of ``prompt`` + ``turns`` (which end with the expert's assistant
+    turn); the mask is 1 on that last turn only."""
+    if not turns or turns[-1]["role"] != "assistant":
+        raise ValueError("a multi-turn SFT example ends with the expert's assistant turn")
     full = _ids(tokenizer, [*prompt, *turns], False)
-    mask = [0] * len(full)
-    for j, turn in enumerate(turns):
-        if turn["role"] != "assistant":
-            continue
-        start = _common(_ids(tokenizer, [*prompt, *turns[:j]], True), full)
-        end = len(full) if j + 1 == len(turns) else _common(_ids(tokenizer, [*prompt, *turns[:j + 1]], False), full)
-        mask[start:end] = [1] * (end - start)
-    return {"input_ids": full, "completion_mask": mask}
+    start = _common(_ids(tokenizer, [*prompt, *turns[:-1]], True), full)
+    return {"input_ids": full, "completion_mask": [0] * start + [1] * (len(full) - start)}
