@@ -1,4 +1,4 @@
-"""The ``raysweep`` command. Every subcommand takes ``--help``; the README documents them all."""
+"""The ``raysweep`` command. Every subcommand takes ``--help``; docs/commands.md documents them all."""
 
 from __future__ import annotations
 

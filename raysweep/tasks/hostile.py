@@ -31,7 +31,7 @@ RULES: tuple[str, ...] = ("id", "ood")
 CANARY = os.path.join(tempfile.gettempdir(), "raysweep-hostile-canary")
 """A file the code-injection payloads try to create; it must never appear."""
 
-# the verifier's documented bounds (README, "The verifier"), restated here so the check is independent
+# the verifier's documented bounds (docs/task.md, "The verifier"), restated here so the check is independent
 _MAX_FORMULA = 256
 _MAX_RAW_FORMULA = 4 * _MAX_FORMULA
 _MAX_LITERALS = 16

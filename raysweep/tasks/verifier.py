@@ -23,7 +23,7 @@ MAX_DEPTH = 24
 MAX_LITERAL_DIGITS = 6
 """Longest integer literal accepted (cards are at most two digits)."""
 
-# Characters models write for the four operations, mapped to ASCII. Documented in README ("Answers").
+# Characters models write for the four operations, mapped to ASCII. Documented in docs/task.md ("Answers").
 _OPERATOR_ALIASES = {
     "×": "*", "✕": "*", "∗": "*", "·": "*", "⋅": "*", "x": "*", "X": "*",
     "÷": "/", "∕": "/",
