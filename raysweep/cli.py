@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+from raysweep.tasks.protocol import task_of
 from raysweep.redact import redact, redact_obj
 
 
@@ -86,20 +87,26 @@ def cmd_task_solve(args) -> int:
 
 
 def cmd_task_show(args) -> int:
-    from raysweep.config import load_config
-    from raysweep.tasks.datasets import eval_dataset, sft_dataset
+    from raysweep.config import ConfigError, load_config
 
     config, overrides = _split_config(args)
-    cfg = load_config(config, overrides).task
+    task = task_of(load_config(config, overrides).task)
     if args.purpose == "sft":
-        ds = sft_dataset(cfg, args.n, args.seed)
+        ds = task.sft_dataset(args.n, args.seed)
     else:
-        ds = eval_dataset(cfg, args.rule or cfg.eval_rules[-1], args.n, args.seed)
+        name = args.rule or task.eval_sets[-1]
+        if name not in task.eval_sets:
+            raise ConfigError(f"--rule {name!r}: not an evaluation set of this task; use one of {list(task.eval_sets)}")
+        ds = task.eval_dataset(name, args.n, args.seed)
     for row in ds:
         print("=" * 72)
-        print(row["prompt"][0]["content"])
-        print("-" * 30 + " expert answer " + "-" * 27)
-        print(row["completion"][0]["content"])
+        print("\n\n".join(m["content"] for m in row["prompt"]))
+        if row.get("completion"):
+            print("-" * 30 + " expert answer " + "-" * 27)
+            print(row["completion"][0]["content"])
+        elif row.get("answer") is not None:
+            print("-" * 30 + " answer " + "-" * 34)
+            print(row["answer"])
     return 0
 
 
@@ -144,17 +151,25 @@ def cmd_eval(args) -> int:
         overrides.append(f"model.name={args.model}")
     if args.n:
         overrides.append(f"eval.n={args.n}")
-    if args.rule:
+    kind = load_config(config, overrides).task.kind if args.rule else "generalpoints"
+    if args.rule and kind == "generalpoints":
         overrides.append(f"task.eval_rules={json.dumps(args.rule)}")
     cfg = load_config(config, overrides)
+    sets = task_of(cfg.task).eval_sets
+    rules = list(args.rule) if args.rule and kind != "generalpoints" else list(sets)
+    unknown = [r for r in rules if r not in sets]
+    if unknown:
+        from raysweep.config import ConfigError
+
+        raise ConfigError(f"--rule {unknown}: not evaluation sets of this task; use some of {list(sets)}")
     print("# resolved config\n" + redact(cfg.to_yaml()), file=sys.stderr)
     t0 = time.time()
     model, tokenizer = models.load(cfg.model.name, device=cfg.model.device, dtype=cfg.model.dtype)
     load_s = time.time() - t0
-    results = evaluate(model, tokenizer, cfg.task, cfg.eval)
+    results = evaluate(model, tokenizer, cfg.task, cfg.eval, rules=rules)
     print(format_table(results))
     out = Path(args.out) if args.out else Path(cfg.output_dir) / "eval" / (
-        f"{_slug(cfg.model.name)}-{'-'.join(cfg.task.eval_rules)}-n{cfg.eval.n}-{cfg.digest()}.json")
+        f"{_slug(cfg.model.name)}-{'-'.join(rules)}-n{cfg.eval.n}-{cfg.digest()}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "config": redact_obj(json.loads(cfg.model_dump_json())),
@@ -349,7 +364,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Batched greedy (or sampled) evaluation; prints a table and writes JSON.")
     _add_config_args(p)
     p.add_argument("--model", help="model spec (tiny, smollm2-135m, a local dir, a hub id); = model.name")
-    p.add_argument("--rule", action="append", help="rule to evaluate (repeatable; default: task.eval_rules)")
+    p.add_argument("--rule", action="append", help="evaluation set to evaluate: a GeneralPoints rule, or a set name "
+                   "of task.eval (files) (repeatable; default: every set, task.eval_rules for GeneralPoints)")
     p.add_argument("--n", type=int, help="prompts per rule; = eval.n")
     p.add_argument("--out", help="JSON output path (default: <output_dir>/eval/<model>-<rules>-n<n>-<hash>.json)")
     p.set_defaults(func=cmd_eval)
@@ -481,7 +497,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = tsub.add_parser("show", help="print prompts and expert answers as the model sees them")
     _add_config_args(s)
     s.add_argument("--purpose", choices=["eval", "sft"], default="eval")
-    s.add_argument("--rule", help="rule for eval prompts (default: the last of task.eval_rules)")
+    s.add_argument("--rule", help="evaluation set (GeneralPoints: rule) for eval prompts (default: the last set)")
     s.add_argument("--n", type=int, default=2)
     s.add_argument("--seed", type=int, default=0)
     s.set_defaults(func=cmd_task_show)

@@ -15,12 +15,17 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import PydanticUndefined
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from raysweep.boundary.boundary_config import BoundaryConfig
 from raysweep.evaluate import EvalConfig
 from raysweep.spectral.spectral_config import SpectralConfig
+from raysweep.tasks.custom import TAGS as TASK_TAGS
+from raysweep.tasks.custom import ClassTaskConfig, TaskSection
+from raysweep.tasks.files import FilesTaskConfig
 from raysweep.tasks.generalpoints import TaskConfig
+from raysweep.tasks.protocol import task_of
 from raysweep.tracking import TrackingConfig
 from raysweep.sweep.sweep_config import SweepConfig
 from raysweep.train.pretrain_config import PretrainConfig
@@ -49,7 +54,9 @@ class RaysweepConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     model: ModelConfig = Field(default_factory=ModelConfig, description="The base model.")
-    task: TaskConfig = Field(default_factory=TaskConfig, description="The GeneralPoints task.")
+    task: TaskSection = Field(default_factory=TaskConfig, description="The task: GeneralPoints (the default), "
+                              "task.kind=files (your data files) or task.kind=package.module:ClassName (your class); "
+                              "see docs/tasks.md.")
     eval: EvalConfig = Field(default_factory=EvalConfig, description="ID/OOD evaluation.")
     pretrain: PretrainConfig = Field(default_factory=PretrainConfig,
                                      description="An optional stage before SFT that prepares the base model.")
@@ -63,11 +70,32 @@ class RaysweepConfig(BaseModel):
     tracking: TrackingConfig = Field(default_factory=TrackingConfig, description="MLflow.")
     output_dir: str = Field("outputs", description="Where results are written (relative to the working directory).")
 
+    @field_validator("task", mode="before")
+    @classmethod
+    def _default_kind(cls, v):
+        if isinstance(v, dict) and v.get("kind") == "generalpoints":  # the default, spelled out
+            v = {k: x for k, x in v.items() if k != "kind"}
+        return v
+
     @model_validator(mode="after")
     def _boundary_rule_is_evaluated(self) -> "RaysweepConfig":
-        if self.boundary.rule not in self.task.eval_rules:
-            raise ValueError(f"boundary.rule: {self.boundary.rule!r} is not evaluated; use one of task.eval_rules "
-                             f"{list(self.task.eval_rules)}")
+        sets = task_of(self.task).eval_sets
+        if self.boundary.rule not in sets:
+            where = "task.eval_rules" if self.task.kind == "generalpoints" else "the evaluation sets (task.eval)"
+            raise ValueError(f"boundary.rule: {self.boundary.rule!r} is not evaluated; use one of {where} "
+                             f"{list(sets)}")
+        return self
+
+    @model_validator(mode="after")
+    def _generalpoints_features(self) -> "RaysweepConfig":
+        if self.task.kind == "generalpoints":
+            return self
+        if self.sft.revision_share:
+            raise ValueError(f"sft.revision_share: two-attempt revision examples are a GeneralPoints feature (its "
+                             f"verifier's feedback); task.kind={self.task.kind!r} has none: leave it at 0")
+        if task_of(self.task).attempts != 1:
+            raise ValueError(f"task.kind={self.task.kind!r}: multi-attempt episodes are a GeneralPoints feature "
+                             "(task.attempts); this task's attempts must be 1")
         return self
 
     @model_validator(mode="after")
@@ -90,7 +118,7 @@ class RaysweepConfig(BaseModel):
     @model_validator(mode="after")
     def _reward_scale_can_learn(self) -> "RaysweepConfig":
         rl = self.rl
-        if (self.task.reward == "paper" and "grpo" in rl.grid.get("algorithm", [rl.algorithm])
+        if (getattr(self.task, "reward", None) == "paper" and "grpo" in rl.grid.get("algorithm", [rl.algorithm])
                 and "group" in rl.grid.get("scale_rewards", [rl.scale_rewards])):
             raise ValueError("rl.scale_rewards=group with task.reward=paper: per-group scaling gives a group with no "
                              "correct answer (-1 wrong value vs -2 wrong numbers) advantages as large as a correct "
@@ -102,11 +130,12 @@ class RaysweepConfig(BaseModel):
     def _episodes_can_train(self) -> "RaysweepConfig":
         rl = self.rl
         modes = rl.grid.get("episode_reward", [rl.episode_reward])
-        if self.task.attempts > 1 and "rloo" in rl.grid.get("algorithm", [rl.algorithm]):
-            raise ValueError(f"rl.algorithm=rloo with task.attempts={self.task.attempts}: TRL 1.16's RLOOTrainer has no "
+        attempts = task_of(self.task).attempts
+        if attempts > 1 and "rloo" in rl.grid.get("algorithm", [rl.algorithm]):
+            raise ValueError(f"rl.algorithm=rloo with task.attempts={attempts}: TRL 1.16's RLOOTrainer has no "
                              "rollout_func (multi-attempt episodes with masked feedback are GRPOTrainer's only); use "
                              "rl.algorithm=grpo, or task.attempts=1 for RLOO")
-        if self.task.attempts == 1 and "discounted" in modes:
+        if attempts == 1 and "discounted" in modes:
             raise ValueError("rl.episode_reward=discounted with task.attempts=1: an episode of one attempt has "
                              "nothing to discount; set task.attempts > 1 (the paper: 5) or leave rl.episode_reward "
                              "at final")
@@ -117,9 +146,7 @@ class RaysweepConfig(BaseModel):
 
     @model_validator(mode="after")
     def _eval_pools_hold_eval_n(self) -> "RaysweepConfig":
-        from raysweep.tasks.generalpoints import check_eval_pools
-
-        check_eval_pools(self.task, self.eval.n)  # before any work: eval.n distinct problems per evaluated rule
+        task_of(self.task).check(self.eval.n)  # before any work: eval.n distinct problems per evaluation set
         return self
 
     @model_validator(mode="after")
@@ -187,10 +214,19 @@ def deep_merge(base: dict, extra: dict) -> dict:
     return out
 
 
+def task_loc(loc: tuple) -> tuple:
+    """An error's location without the task kind's tag pydantic puts in it (``task.files.sft`` -> ``task.sft``)."""
+    loc = tuple(loc)
+    i = loc.index("task") if "task" in loc else -1
+    if i >= 0 and len(loc) > i + 1 and loc[i + 1] in TASK_TAGS:
+        return loc[:i + 1] + loc[i + 2:]
+    return loc
+
+
 def _explain(exc: ValidationError) -> str:
     lines = []
     for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"])
+        where = ".".join(str(p) for p in task_loc(err["loc"]))
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown key (check the spelling; see `raysweep config --fields`)"
@@ -239,10 +275,18 @@ def describe_fields(cls: type[BaseModel] = RaysweepConfig, prefix: str = "") -> 
     lines = []
     for name, f in cls.model_fields.items():
         ann = f.annotation
+        if cls is RaysweepConfig and name == "task":
+            lines.append(f"{prefix}{name}:  {f.description or ''}")
+            for kind, model in (("generalpoints (the default)", TaskConfig), ("files", FilesTaskConfig),
+                                ("package.module:ClassName", ClassTaskConfig)):
+                lines.append(f"{prefix}{name} (kind: {kind}):")
+                lines.extend(describe_fields(model, prefix + name + "."))
+            continue
         if isinstance(ann, type) and issubclass(ann, BaseModel):
             lines.append(f"{prefix}{name}:  {f.description or ''}")
             lines.extend(describe_fields(ann, prefix + name + "."))
         else:
             default = f.default_factory() if f.default_factory is not None else f.default
+            default = "(required)" if default is PydanticUndefined else default
             lines.append(f"  {prefix}{name} = {default!r}  -- {f.description or ''}")
     return lines

@@ -21,8 +21,8 @@ from typing import Callable, Sequence
 from pydantic import BaseModel, ConfigDict, Field
 
 from raysweep.intervals import by_problem, clustered_accuracy, wilson
-from raysweep.tasks.datasets import eval_dataset
-from raysweep.tasks.generalpoints import VERDICTS, TaskConfig, problem_label, problem_of, score
+from raysweep.tasks.generalpoints import VERDICTS, problem_of
+from raysweep.tasks.protocol import task_of
 
 
 class EvalConfig(BaseModel):
@@ -86,15 +86,16 @@ class RuleResult:
 
 
 def summarise(rule: str, answers: list[list[str]], verdicts: list[list[str]],
-              problems: Sequence | None = None) -> RuleResult:
+              problems: Sequence | None = None, names: Sequence[str] = VERDICTS) -> RuleResult:
     """Accuracy (clustered by problem), interval and verdict breakdown from per-prompt verdict lists (pure).
-    ``problems``: each prompt's problem key (default: every prompt its own problem)."""
+    ``problems``: each prompt's problem key (default: every prompt its own problem); ``names``: the task's
+    verdicts (default GeneralPoints')."""
     keys = list(range(len(verdicts))) if problems is None else list(problems)
     groups = by_problem(keys, [[v == "correct" for v in vs] for vs in verdicts])
     k = max((len(vs) for vs in verdicts), default=1)
     flat = [v for vs in verdicts for v in vs]
     correct = sum(v == "correct" for v in flat)
-    counts = {name: sum(v == name for v in flat) for name in VERDICTS}
+    counts = {name: sum(v == name for v in flat) for name in names}
     acc, ci, method = clustered_accuracy(groups)
     pak = pak_ci = None
     if k > 1:
@@ -265,29 +266,35 @@ def expert_loss(model, tokenizer, prompts: Sequence[list[dict]], completions: Se
     return total, count
 
 
-def evaluate_rule(model, tokenizer, task: TaskConfig, rule: str, cfg: EvalConfig,
+def evaluate_rule(model, tokenizer, task, rule: str, cfg: EvalConfig,
                   progress: Callable[[str], None] | None = _progress, with_loss: bool = False,
                   rank: int = 0, world: int = 1, ds=None, name: str | None = None) -> RuleResult | None:
-    """Evaluate one rule on its fixed evaluation set (or on ``ds``, rows shaped like it: prompt, cards,
-    target, completion; the result is named ``name``, default the rule).
+    """Evaluate one evaluation set (``task``: a task config or :class:`~raysweep.tasks.protocol.Task`; ``rule``:
+    the set's name, for GeneralPoints a rule) on its fixed problems (or on ``ds``, rows shaped like them: prompt
+    and the scorer's columns, optionally an expert completion; the result is named ``name``, default ``rule``).
 
     With ``world > 1`` (inside a torch.distributed group) each rank answers the prompts ``rank::world``;
     answers are gathered and rank 0 scores them and returns the result (other ranks return None).
-    ``with_loss`` adds the expert-answer loss (``loss``, per completion token) to the result.
+    ``with_loss`` adds the expert-answer loss (``loss``, per completion token) to the result, where the set has
+    expert completions.
     """
     import torch
 
-    ds = eval_dataset(task, rule, cfg.n, cfg.seed) if ds is None else ds
-    experts = [c[0]["content"] for c in ds["completion"]]
-    budget = cfg.max_new_tokens or auto_max_new_tokens(tokenizer, experts)
+    T = task_of(task)
+    ds = T.eval_dataset(rule, cfg.n, cfg.seed) if ds is None else ds
+    rows = ds.to_list()
+    with_loss = with_loss and "completion" in ds.column_names
+    experts = ([c[0]["content"] for c in ds["completion"]] if "completion" in ds.column_names
+               else T.budget_examples(cfg.seed))
+    budget = cfg.max_new_tokens or T.max_new_tokens or auto_max_new_tokens(tokenizer, experts)
     mine = list(range(rank, len(ds), world))
-    prompts = [ds["prompt"][i] for i in mine]
+    prompts = [rows[i]["prompt"] for i in mine]
     torch.manual_seed(cfg.seed + rank)
     t0 = time.time()
     answers, gen_tokens = generate(model, tokenizer, prompts, cfg, budget, label=name or rule,
                                    progress=progress if rank == 0 else None)
     episodes = None
-    if task.attempts > 1:  # the paper's protocol: feedback after each wrong attempt, only unsolved ones go on
+    if T.attempts > 1:  # the paper's protocol (GeneralPoints): feedback after each wrong attempt, unsolved go on
         from raysweep.attempts import run_episodes
 
         single = cfg.model_copy(update={"samples": 1})
@@ -297,8 +304,9 @@ def evaluate_rule(model, tokenizer, task: TaskConfig, rule: str, cfg: EvalConfig
                               progress=progress if rank == 0 else None)
             return [o[0] for o in out], n
 
-        hands = [(ds["cards"][i], ds["target"][i]) for i in mine]
-        episodes, more = run_episodes(again, prompts, answers, hands, task.rule(rule), task, task.rule(task.train_rule))
+        gp = T.config
+        hands = [(rows[i]["cards"], rows[i]["target"]) for i in mine]
+        episodes, more = run_episodes(again, prompts, answers, hands, gp.rule(rule), gp, gp.rule(gp.train_rule))
         gen_tokens += more
         answers = [[ep[-1] for ep in eps] for eps in episodes]
     if cfg.samples > 1:  # the greedy answer too, reported beside the sampled pass@1 (kept last per prompt)
@@ -307,7 +315,7 @@ def evaluate_rule(model, tokenizer, task: TaskConfig, rule: str, cfg: EvalConfig
                                 progress=progress if rank == 0 else None)
         answers = [a + g for a, g in zip(answers, greedy)]
         gen_tokens += more
-    loss = expert_loss(model, tokenizer, prompts, [ds["completion"][i] for i in mine]) if with_loss else (0.0, 0)
+    loss = expert_loss(model, tokenizer, prompts, [rows[i]["completion"] for i in mine]) if with_loss else (0.0, 0)
     seconds = time.time() - t0
     if world > 1:
         import torch.distributed as dist
@@ -329,85 +337,96 @@ def evaluate_rule(model, tokenizer, task: TaskConfig, rule: str, cfg: EvalConfig
     greedy = None
     if cfg.samples > 1:
         greedy, answers = [a[-1] for a in answers], [a[:-1] for a in answers]
-    rule_obj = task.rule(rule)
-    train_rule = task.rule(task.train_rule)
-    scores = [[score(cards, a, rule_obj, target, task.reward, train_rule) for a in ans]
-              for cards, target, ans in zip(ds["cards"], ds["target"], answers)]
-    problems = [problem_label(problem_of(cards, rule_obj, target)) for cards, target in zip(ds["cards"], ds["target"])]
-    res = summarise(name or rule, answers, [[s.verdict for s in ss] for ss in scores], problems)
+    scores = [[T.score(a, row) for a in ans] for row, ans in zip(rows, answers)]
+    problems = [T.key(row) for row in rows]
+    res = summarise(name or rule, answers, [[s.verdict for s in ss] for ss in scores], problems, T.verdicts)
     if greedy is not None:
-        g = [score(cards, a, rule_obj, target, task.reward, train_rule)
-             for cards, target, a in zip(ds["cards"], ds["target"], greedy)]
+        g = [T.score(a, row) for row, a in zip(rows, greedy)]
         res.greedy_accuracy, res.greedy_ci95, _ = clustered_accuracy(
             by_problem(problems, [[s.verdict == "correct"] for s in g]))
     attempt_verdicts = None
     if episodes is not None:
         from raysweep.attempts import accuracy_at_attempts, solved_at
 
-        attempt_verdicts = [[[score(cards, a, rule_obj, target, task.reward, train_rule).verdict for a in ep]
-                             for ep in eps] for cards, target, eps in zip(ds["cards"], ds["target"], episodes)]
-        res.attempts = task.attempts
+        attempt_verdicts = [[[T.score(a, row).verdict for a in ep] for ep in eps] for row, eps in zip(rows, episodes)]
+        res.attempts = T.attempts
         res.accuracy_at_attempt = accuracy_at_attempts(
-            problems, [[solved_at(vs) for vs in per] for per in attempt_verdicts], task.attempts)
+            problems, [[solved_at(vs) for vs in per] for per in attempt_verdicts], T.attempts)
     res.seconds = seconds
     res.mean_new_tokens = gen_tokens / max(1, res.answers)
     res.tokens_per_s = gen_tokens / max(seconds, 1e-9)
     if with_loss:
         res.loss = loss[0] / max(1, loss[1])
     res.records = [
-        {"problem": key, "cards": cards, "answers": ans, "verdicts": [s.verdict for s in ss],
-         "formulas": [s.formula for s in ss]} | ({"target": target} if task.targets is not None else {})
+        {"problem": key, **T.record(row), "answers": ans, "verdicts": [s.verdict for s in ss],
+         T.answer_field: [s.answer for s in ss]}
         | ({"greedy": {"answer": greedy[i], "verdict": g[i].verdict}} if greedy is not None else {})
         | ({"attempts": [[{"answer": a, "verdict": v} for a, v in zip(ep, vs)]
                          for ep, vs in zip(episodes[i], attempt_verdicts[i])],
             "solved_at": [solved_at(vs) for vs in attempt_verdicts[i]]} if episodes is not None else {})
-        for i, (key, cards, target, ans, ss) in enumerate(zip(problems, ds["cards"], ds["target"], answers, scores))
+        for i, (key, row, ans, ss) in enumerate(zip(problems, rows, answers, scores))
     ]
     return res
 
 
-def evaluate(model, tokenizer, task: TaskConfig, cfg: EvalConfig, rules: Sequence[str] | None = None,
+def evaluate(model, tokenizer, task, cfg: EvalConfig, rules: Sequence[str] | None = None,
              progress: Callable[[str], None] | None = _progress, with_loss: bool = False,
              rank: int = 0, world: int = 1, extra: dict | None = None) -> dict[str, RuleResult]:
-    """Evaluate every rule in ``rules`` (default ``task.eval_rules``), in order, then each named set of
-    ``extra`` (``{name: dataset}``, scored under the training rule: e.g. :func:`train_set`); rank 0 gets the
-    results."""
+    """Evaluate every evaluation set in ``rules`` (default the task's ``eval_sets``: GeneralPoints'
+    ``task.eval_rules``), in order, then each named set of ``extra`` (``{name: dataset}``, scored like training
+    rows: e.g. :func:`train_set`); rank 0 gets the results."""
+    T = task_of(task)
     out = {}
-    sets = [(r, r, None) for r in rules or task.eval_rules]
-    sets += [(name, task.train_rule, ds) for name, ds in (extra or {}).items()]
+    sets = [(r, r, None) for r in rules or T.eval_sets]
+    sets += [(name, T.train_name, ds) for name, ds in (extra or {}).items()]
     for name, rule, ds in sets:
-        res = evaluate_rule(model, tokenizer, task, rule, cfg, progress, with_loss, rank, world, ds=ds, name=name)
+        res = evaluate_rule(model, tokenizer, T, rule, cfg, progress, with_loss, rank, world, ds=ds, name=name)
         if res is not None:
             out[name] = res
     return out
 
 
-def train_set(task: TaskConfig, cfg: EvalConfig, sft_rows) -> dict:
-    """``{'<train_rule>-train': dataset}``: the first ``eval.train_n`` distinct problems of a trunk's own SFT
+def train_set(task, cfg: EvalConfig, sft_rows) -> dict:
+    """``{'<train set>-train': dataset}``: the first ``eval.train_n`` distinct problems of a trunk's own SFT
     examples (``sft_rows``: its SFT dataset), to evaluate beside the held-out sets; empty when ``train_n`` is
-    0 or the examples use varied rules (a pre-training stage)."""
-    if not cfg.train_n or task.face_values is not None:
+    0, the examples use varied rules (a GeneralPoints pre-training stage) or, for other tasks, no SFT row has an
+    ``answer`` to score against."""
+    T = task_of(task)
+    if not cfg.train_n:
         return {}
-    rule = task.rule(task.train_rule)
+    if T.kind == "generalpoints":
+        gp = T.config
+        if gp.face_values is not None:
+            return {}
+        rule = gp.rule(gp.train_rule)
+        keys = [problem_of(c, rule, t) for c, t in zip(sft_rows["cards"], sft_rows["target"])]
+        usable = [True] * len(keys)
+    else:
+        if "answer" not in sft_rows.column_names:
+            return {}
+        rows = sft_rows.to_list()
+        keys = [T.key(r) for r in rows]
+        usable = [r["answer"] is not None for r in rows]
     seen, keep = set(), []
-    for i, (cards, target) in enumerate(zip(sft_rows["cards"], sft_rows["target"])):
-        p = problem_of(cards, rule, target)
-        if p not in seen:
+    for i, (p, ok) in enumerate(zip(keys, usable)):
+        if ok and p not in seen:
             seen.add(p)
             keep.append(i)
             if len(keep) == cfg.train_n:
                 break
-    return {f"{task.train_rule}-train": sft_rows.select(keep)}
+    return {f"{T.train_name}-train": sft_rows.select(keep)} if keep else {}
 
 
 def format_table(results: dict[str, RuleResult]) -> str:
     """A plain-text table of results, one row per rule."""
-    head = f"{'rule':<8}{'n':>6}  {'accuracy':>8}  {'95% CI':<16}" + "".join(f"{v:>18}" for v in VERDICTS)
+    names = list(next(iter(results.values())).verdicts) if results else list(VERDICTS)
+    label = "rule" if names == list(VERDICTS) else "set"
+    head = f"{label:<8}{'n':>6}  {'accuracy':>8}  {'95% CI':<16}" + "".join(f"{v:>18}" for v in names)
     rows = [head, "-" * len(head)]
     for r in results.values():
         ci = f"[{r.ci95[0]:.3f}, {r.ci95[1]:.3f}]"
         rows.append(f"{r.rule:<8}{r.n:>6}  {r.accuracy:>8.3f}  {ci:<16}"
-                    + "".join(f"{r.verdicts.get(v, 0):>18}" for v in VERDICTS))
+                    + "".join(f"{r.verdicts.get(v, 0):>18}" for v in names))
         if r.pass_at_k is not None:
             rows.append(f"{'':<8}{'':>6}  accuracy is pass@1 over {r.samples} samples ({r.answers} answers, interval "
                         f"clustered by problem); pass@{r.samples}={r.pass_at_k:.3f} "
@@ -420,5 +439,5 @@ def format_table(results: dict[str, RuleResult]) -> str:
         if r.greedy_accuracy is not None:
             rows.append(f"{'':<8}{'':>6}  greedy={r.greedy_accuracy:.3f} "
                         f"[{r.greedy_ci95[0]:.3f}, {r.greedy_ci95[1]:.3f}]")
-    rows.append("n: independent problems per rule")
+    rows.append(f"n: independent problems per {label}")
     return "\n".join(rows)

@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from raysweep.tasks.protocol import task_of
 from raysweep.boundary.metrics import Diff, compare_records, over_seeds, ratio
 from raysweep.boundary.window import Peak, Window, find_peak, recovery_window
 from raysweep.config import RaysweepConfig, load_config
@@ -128,7 +129,7 @@ def analyse(sweep_dir: str | Path, threshold: float | None = None) -> Analysis:
     threshold = cfg.boundary.threshold if threshold is None else threshold
     jobs = json.loads((sdir / "cells.json").read_text())
     out = Analysis(cfg, threshold)
-    rules = list(cfg.task.eval_rules)
+    rules = list(task_of(cfg.task).eval_sets)
     for seed in cfg.sft.seeds:
         tdir = Path(lineage(cfg, Cell(seed, cfg.sft.checkpoints[0]))["trunk_dir"])
         records = list(T.read_results(tdir))  # once per trunk, for every rule's curve and verdicts
@@ -147,7 +148,7 @@ def analyse(sweep_dir: str | Path, threshold: float | None = None) -> Analysis:
                 out.losses[seed] = losses
     per: dict[tuple[tuple, str], dict[int, list[Diff]]] = {}
     per_first: dict[tuple[tuple, str], dict[int, list[Diff]]] = {}
-    attempts = cfg.task.attempts
+    attempts = task_of(cfg.task).attempts
     for cell in plan_cells(cfg):
         job = json.loads(Path(jobs[cell.name]).read_text())
         rdir = Path(job["run_dir"])

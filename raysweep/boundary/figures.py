@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from raysweep.tasks.protocol import task_of
 from raysweep.boundary.analyse import Analysis, settings_label
 from raysweep.plots import _band, _pyplot, labelled
 
@@ -92,7 +93,7 @@ def loss_figure(a: Analysis, rule: str, path: Path) -> Path | None:
     seeds = [s for s in a.cfg.sft.seeds if (s, rule) in a.curves and a.losses.get(s)]
     if not seeds:
         return None
-    loss_rule = _rule_name(a.cfg.task.eval_rules[0])  # the loss a practitioner watches: held-out ID answers
+    loss_rule = _rule_name(task_of(a.cfg.task).eval_sets[0])  # the loss a practitioner watches: held-out ID answers
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4))
     ax2 = ax.twinx()

@@ -13,6 +13,7 @@ import json
 import sys
 from pathlib import Path
 
+from raysweep.tasks.protocol import task_of
 from raysweep.boundary.analyse import Analysis, analyse, mean_verdict_shares, settings_label, summary_text
 from raysweep.boundary.figures import heatmap_figure, loss_figure, recovery_figure
 from raysweep.boundary.findings import markdown as findings_markdown
@@ -36,9 +37,9 @@ def markdown(a: Analysis, sweep_name: str, threshold: float, spectral: dict | No
              f"by problem). A length is in the window when the 95% interval of RL's paired gain (after RL − after "
              f"SFT, same problems) lies above {threshold:g}.", "",
              "## Findings", ""]
-    multi = a.cfg.task.attempts > 1
+    multi = task_of(a.cfg.task).attempts > 1
     if multi:
-        lines[-2:-2] = [f"Accuracy is within task.attempts={a.cfg.task.attempts} attempts (the verifier's feedback "
+        lines[-2:-2] = [f"Accuracy is within task.attempts={task_of(a.cfg.task).attempts} attempts (the verifier's feedback "
                         "after each wrong one, the paper's protocol); the recovery at attempt 1 is shown beside "
                         "it.", ""]
     lines += [f"- {line}" for line in summary_text(a).splitlines()]
@@ -77,9 +78,18 @@ VERDICT_NOTE = ("Share of evaluation answers per verdict: *ignored the rule* (`t
                 "*wrong value* (the right numbers, the wrong result), *malformed*.")
 
 
-def _shares(counts: dict[str, int]) -> str:
+def _shares(counts: dict[str, int], columns: tuple[str, ...] = VERDICT_COLUMNS) -> str:
     total = max(1, sum(counts.values()))
-    return " | ".join(f"{counts.get(v, 0) / total:.3f}" for v in VERDICT_COLUMNS)
+    return " | ".join(f"{counts.get(v, 0) / total:.3f}" for v in columns)
+
+
+def verdict_columns(task) -> tuple[tuple[str, ...], str, str]:
+    """(verdict columns, their table head, the note above the tables) for ``task``: GeneralPoints' named
+    failures, else the task's own verdicts."""
+    if task.kind == "generalpoints":
+        return VERDICT_COLUMNS, VERDICT_HEAD, VERDICT_NOTE
+    return (tuple(task.verdicts), " | ".join(task.verdicts),
+            f"Share of evaluation answers per verdict of the task's scorer ({', '.join(task.verdicts)}).")
 
 
 def verdict_lines(a: Analysis) -> list[str]:
@@ -88,25 +98,28 @@ def verdict_lines(a: Analysis) -> list[str]:
     comes with the training rule's values (the rule ignored), other wrong numbers, or the arithmetic failing,
     and which of them RL changes."""
     lines: list[str] = []
-    others = [r for r in a.cfg.task.eval_rules if r != a.cfg.task.train_rule]
+    task = task_of(a.cfg.task)
+    columns, head, note = verdict_columns(task)
+    rule_sep = "|---:" * len(columns) + "|"
+    others = [r for r in task.eval_sets if r != task.train_name]
     for rule in others:
         by_seed = [v for (seed, r), v in sorted(a.verdicts.items()) if r == rule]
         if not by_seed:
             continue
         if not lines:
-            lines += ["", "## What the answers got wrong along SFT (mean over seeds)", "", VERDICT_NOTE, "",
-                      f"| rule | SFT length | {VERDICT_HEAD} | seeds |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+            lines += ["", "## What the answers got wrong along SFT (mean over seeds)", "", note, "",
+                      f"| rule | SFT length | {head} | seeds |", "|---|---:" + rule_sep + "---:|"]
         for step, (shares, k) in mean_verdict_shares(by_seed).items():
-            cols = " | ".join(f"{shares.get(v, 0.0):.3f}" for v in VERDICT_COLUMNS)
+            cols = " | ".join(f"{shares.get(v, 0.0):.3f}" for v in columns)
             lines.append(f"| {rule} | {step} | {cols} | {k} |")
     cells = [c for c in a.cells if c.rule in others and c.verdicts_after]
     if cells:
         lines += ["", "## What the answers got wrong after RL (per cell)", "",
                   "Verdict shares at the cell's SFT checkpoint (*before*) and after RL (*after*).", "",
-                  f"| cell | rule | when | {VERDICT_HEAD} |", "|---|---|---|---:|---:|---:|---:|---:|"]
+                  f"| cell | rule | when | {head} |", "|---|---|---" + rule_sep]
         for c in cells:
-            lines.append(f"| {c.cell.name} | {c.rule} | before | {_shares(c.verdicts_before)} |")
-            lines.append(f"| {c.cell.name} | {c.rule} | after | {_shares(c.verdicts_after)} |")
+            lines.append(f"| {c.cell.name} | {c.rule} | before | {_shares(c.verdicts_before, columns)} |")
+            lines.append(f"| {c.cell.name} | {c.rule} | after | {_shares(c.verdicts_after, columns)} |")
     return lines
 
 
@@ -182,7 +195,7 @@ def write_report(sweep_dir: str | Path, threshold: float | None = None, log_to_m
     spectral = json.loads(spectral_file.read_text()) if spectral_file.is_file() else None
     write_text_atomic(out / "report.md", markdown(a, sdir.name, threshold, spectral))
     files.append(out / "report.md")
-    for rule in a.cfg.task.eval_rules:
+    for rule in task_of(a.cfg.task).eval_sets:
         for draw, name in ((recovery_figure, "recovery"), (heatmap_figure, "heatmap"), (loss_figure, "loss")):
             f = draw(a, rule, out / f"{name}_{rule}.png")
             if f is not None:

@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 from typing import Sequence
 
+from raysweep.tasks.protocol import task_of
 from raysweep.config import RaysweepConfig
 from raysweep.spectral.engine import chunks, edit_dirname, edit_group, run_tasks
 from raysweep.spectral.weights import Matrix, common_matrices, tensor_files
@@ -102,7 +103,7 @@ def evaluation(path: Path, cfg: RaysweepConfig, cache: Path) -> dict:
     from raysweep.train.trunk import read_manifest
 
     key = eval_key(cfg)
-    rules = list(cfg.task.eval_rules)
+    rules = list(task_of(cfg.task).eval_sets)
     if (read_manifest(path) or {}).get("eval_key") == key and (path / "eval.json").is_file():
         ev = json.loads((path / "eval.json").read_text())
         if all(r in ev for r in rules):
@@ -237,7 +238,7 @@ def run_edits(ref: str, target: str, cfg: RaysweepConfig, out: Path | None = Non
                 "eval": {r: {k: v["summary"][k] for k in ("accuracy", "ci95", "n", "loss")} for r, v in evals[e].items()},
                 "created": time.time()})
             (d / "eval.cache.json").unlink(missing_ok=True)
-    rules = list(cfg.task.eval_rules)
+    rules = list(task_of(cfg.task).eval_sets)
     rows = table(evals, rules)
     labels = {"ref": f"ref ({pair.ref_label})", "target": f"target ({pair.target_label})"}
     seconds = time.time() - t0

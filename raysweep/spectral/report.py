@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Sequence
 
+from raysweep.tasks.protocol import task_of
 from raysweep.config import RaysweepConfig
 from raysweep.plots import labelled
 from raysweep.spectral.analysis import Pair, compute, write_tables
@@ -256,7 +257,7 @@ def write(out: Path, pairs: list[Pair], cfg: RaysweepConfig, title: str, *, trun
 
     for seed, tdir in trunks:
         curve, rule_losses = trunk_curve(tdir, rule)
-        _, id_losses = trunk_curve(tdir, cfg.task.eval_rules[0])
+        _, id_losses = trunk_curve(tdir, task_of(cfg.task).eval_sets[0])
         acc = {s: a for s, a, _, _ in curve}
         pts = trunk_points(tables["pairs"], seed, with_base=0 in acc)
         if not pts:

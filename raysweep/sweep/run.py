@@ -26,6 +26,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from raysweep.tasks.protocol import task_of
 from raysweep.config import ConfigError, RaysweepConfig, load_config
 from raysweep.plots import plot_sweep
 from raysweep.redact import redact
@@ -166,7 +167,7 @@ def prepare(cfg: RaysweepConfig, what: str = "sweep") -> Prepared:
 
     cfg = for_workers(cfg)  # absolute output directory and tracking URI: trials and `resume` run elsewhere
     cells = plan_cells(cfg)  # validates every grid combination before anything runs
-    if cfg.task.attempts > 1:  # the episode budget, before the trunks train (the base's tokenizer is theirs)
+    if task_of(cfg.task).attempts > 1:  # the episode budget, before the trunks train (the base's tokenizer is theirs)
         from raysweep import models
         from raysweep.train.rl_worker import budgets
 
@@ -260,7 +261,7 @@ def finish(prep: Prepared, what: str = "sweep", require_all: bool = True) -> Pat
     cfg, cells, store, sdir = prep.cfg, prep.cells, prep.store, prep.sdir
     rows = results_table(cfg, cells, prep.jobs)
     write_table(rows, sdir / "results.csv")
-    plot_sweep(rows, cfg.task.eval_rules, sdir / "accuracy_vs_sft.png", sdir.name)
+    plot_sweep(rows, task_of(cfg.task).eval_sets, sdir / "accuracy_vs_sft.png", sdir.name)
     wall = time.time() - prep.t0
     if prep.parent:
         try:
@@ -295,7 +296,7 @@ def finish(prep: Prepared, what: str = "sweep", require_all: bool = True) -> Pat
     store.push()
     print(f"# {what} {sdir.name}  ({wall:.0f}s; results: {sdir / 'results.csv'}"
           + (f", mirrored to {redact(store.remote)}" if store.remote else "") + ")")
-    print(summary(rows, cfg.task.eval_rules))
+    print(summary(rows, task_of(cfg.task).eval_sets))
     missing = [r["cell"] for r in rows if not r["finished"]]
     if missing and require_all:
         raise RuntimeError(f"{len(missing)} cell(s) did not finish: {missing}; `raysweep resume {sdir}` continues")

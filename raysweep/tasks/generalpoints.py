@@ -25,7 +25,7 @@ import random
 from dataclasses import dataclass, field
 from fractions import Fraction
 from functools import lru_cache
-from typing import Literal, Mapping, Sequence
+from typing import ClassVar, Literal, Mapping, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -90,6 +90,7 @@ class TaskConfig(BaseModel):
     """The GeneralPoints task: hand size, target, ranks, rules, answer format and data splits."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+    kind: ClassVar[str] = "generalpoints"  # task.kind (the default; not a field, so ids and dumps stay as they were)
 
     num_cards: int = Field(4, ge=2, le=6, description="Cards per hand (2 to 6).")
     target: int = Field(24, ge=1, le=10_000, description="The value every formula must reach.")
@@ -205,6 +206,12 @@ class TaskConfig(BaseModel):
         if self.answer_format not in ANSWER_FORMATS:
             raise ValueError(f"task.answer_format must be one of {ANSWER_FORMATS}")
         return self
+
+    def make(self):
+        """This config's :class:`~raysweep.tasks.protocol.Task`."""
+        from raysweep.tasks.gp_task import GeneralPointsTask
+
+        return GeneralPointsTask(self)
 
     def rule(self, name: str) -> Rule:
         if name in BUILTIN_RULES:
@@ -340,8 +347,7 @@ Problem = tuple[tuple[int, ...], int]
 """(the sorted card values under a rule, the target): what a model must compute with, and where to."""
 
 
-class PoolTooSmall(ValueError):
-    """An evaluation pool holds fewer distinct problems than asked for."""
+from raysweep.tasks.protocol import PoolTooSmall  # noqa: E402 - an evaluation pool holds fewer problems than asked
 
 
 def hand_key(hand: Sequence[str]) -> tuple[str, ...]:

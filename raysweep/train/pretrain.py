@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from raysweep.config import ConfigError, RaysweepConfig
+from raysweep.config import ConfigError, RaysweepConfig, task_loc
 from raysweep.train import trunk as T
 from raysweep.train.pretrain_config import PretrainConfig
 
@@ -42,7 +42,7 @@ def stage_config(cfg: RaysweepConfig) -> RaysweepConfig:
     except ValidationError as exc:
         msgs = []
         for e in exc.errors():
-            loc = ".".join(str(x) for x in e["loc"])
+            loc = ".".join(str(x) for x in task_loc(e["loc"]))
             where = f"pretrain.{loc}: " if loc.split(".")[0] in ("task", "sft", "eval") else (f"{loc}: " if loc else "")
             msgs.append(f"{where}{e['msg'].removeprefix('Value error, ')}")
         raise ConfigError("the pre-training stage's config is invalid:\n  " + "\n  ".join(msgs)) from None

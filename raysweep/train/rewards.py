@@ -1,4 +1,6 @@
-"""The RL reward: the exact GeneralPoints verifier, as a TRL reward function.
+"""The RL reward: the task's scorer (:meth:`raysweep.tasks.protocol.Task.score`; GeneralPoints: its exact
+verifier), as a TRL reward function. A task other than GeneralPoints gets each completion's row rebuilt from the
+columns TRL passes (``columns``: the RL dataset's, but ``prompt``), the prompt included.
 
 TRL calls ``reward(prompts=..., completions=..., completion_ids=..., cards=..., rule=..., **kw)`` with the
 dataset's extra columns (``cards``, ``rule``, ``target``) per completion, and gives it ``log_metric`` to report extra
@@ -20,6 +22,7 @@ from collections import Counter
 from typing import Any, Sequence
 
 from raysweep.tasks.generalpoints import VERDICTS, TaskConfig, score
+from raysweep.tasks.protocol import task_of
 
 
 def completion_text(completion: Any) -> str:
@@ -36,8 +39,10 @@ class VerifierReward:
 
     __name__ = "verifier"  # TRL names the per-function reward metrics after it: rewards/verifier/mean
 
-    def __init__(self, task: TaskConfig, keep: int = 0, episode_reward: str = "final", gamma: float = 1.0):
+    def __init__(self, task: TaskConfig, keep: int = 0, episode_reward: str = "final", gamma: float = 1.0,
+                 columns: Sequence[str] = ()):
         self.task = task
+        self.columns = tuple(columns)
         self.keep = keep
         self.episode_reward, self.gamma = episode_reward, gamma
         self.recent: list[dict] = []  # the last scored completions (at most ``keep``), for auditing rewards
@@ -52,6 +57,10 @@ class VerifierReward:
                  attempt_verdicts: Sequence | None = None, **kw: Any) -> list[float]:
         if attempt_verdicts is not None:
             return self._episodes(cards, target, attempt_verdicts, kw, log_metric)
+        if self.task.kind != "generalpoints":
+            named = {"cards": cards, "rule": rule, "target": target}
+            cols = {c: (kw[c] if c in kw else named.get(c)) for c in self.columns}
+            return self._rows(prompts, completions, cols, log_metric)
         if len(cards) != len(completions) or len(rule) != len(completions):
             raise ValueError(f"reward: {len(completions)} completions but {len(cards)} cards and {len(rule)} rules "
                              "(the RL dataset must keep its 'cards' and 'rule' columns)")
@@ -70,6 +79,25 @@ class VerifierReward:
             for v in VERDICTS:
                 log_metric(f"verdict/{v}", counts[v] / len(scores))
         return [s.reward for s in scores]
+
+    def _rows(self, prompts, completions, cols: dict, log_metric) -> list[float]:
+        task = task_of(self.task)
+        missing = [c for c, v in cols.items() if v is None or len(v) != len(completions)]
+        if missing:
+            raise ValueError(f"reward: {len(completions)} completions but the column(s) {missing} do not match "
+                             "(the RL dataset must keep the columns its scorer reads)")
+        texts = [completion_text(a) for a in completions]
+        rows = [{c: v[i] for c, v in cols.items()} | ({"prompt": prompts[i]} if prompts is not None else {})
+                for i in range(len(texts))]
+        scores = [task.score(t, r) for t, r in zip(texts, rows)]
+        for i in range(min(len(scores), self.keep - len(self.recent))):
+            self.recent.append({"key": task.key(rows[i]), "completion": texts[i], "verdict": scores[i].verdict,
+                                "reward": scores[i].reward})
+        if log_metric is not None and scores:
+            counts = Counter(s.verdict for s in scores)
+            for v in task.verdicts:
+                log_metric(f"verdict/{v}", counts[v] / len(scores))
+        return [float(s.reward) for s in scores]
 
     def _episodes(self, cards, target, verdicts, kw, log_metric) -> list[float]:
         from raysweep.train.episodes import episode_return

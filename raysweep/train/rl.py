@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from raysweep.tasks.protocol import task_of
 from raysweep.config import ConfigError, RaysweepConfig
 from raysweep.train import trunk as T
 from raysweep.train.record import close_open_run
@@ -113,7 +114,7 @@ def plan_job(cfg: RaysweepConfig, parent_run_id: str | None = None) -> dict:
         raise ConfigError(f"rl.grid={cfg.rl.grid}: a grid is for sweeps; `raysweep rl` trains one run, so set "
                           "the values directly (e.g. rl.learning_rate=3e-6) or drop rl.grid")
     start = resolve_start(cfg)
-    if cfg.task.attempts > 1:  # an episode budget that cannot hold every attempt: refused before any work
+    if task_of(cfg.task).attempts > 1:  # an episode budget that cannot hold every attempt: refused before any work
         from raysweep.models import load_tokenizer
         from raysweep.train.rl_worker import budgets
 

@@ -1,5 +1,5 @@
 """The RL stage's worker function: one data-parallel rank of TRL's GRPOTrainer or RLOOTrainer under
-DeepSpeed ZeRO, rewarded by the exact GeneralPoints verifier.
+DeepSpeed ZeRO, rewarded by the task's scorer (GeneralPoints: its exact verifier).
 
 It runs the same under Ray Train (``raysweep.train.launch``), under ``torchrun``, or as a plain process::
 
@@ -26,7 +26,7 @@ from raysweep.train.record import StageRecorder, StepClock, config_params, eval_
 
 STEP_KEYS = ("reward", "reward_std", "frac_reward_zero_std", "kl", "entropy", "loss", "grad_norm", "learning_rate",
              "completions/mean_length", "completions/clipped_ratio", "verdict/correct", "verdict/wrong_value",
-             "verdict/wrong_cards", "verdict/malformed", "clip_ratio/region_mean")
+             "verdict/wrong_cards", "verdict/malformed", "verdict/wrong", "clip_ratio/region_mean")
 """Step metrics kept in ``results.jsonl`` (MLflow gets every numeric metric the trainer logs)."""
 
 
@@ -101,18 +101,18 @@ class _RLRun(StageRecorder):
 def budgets(cfg, tokenizer) -> tuple[int, int]:
     """(tokens per answer, tokens per completion) of this run's rollouts. One attempt: both are
     ``rl.max_completion_length``, or the evaluation's default budget for the training rule's answers (1.5x the
-    longest expert answer, +8). With ``task.attempts`` > 1 each attempt gets that default, and an episode
+    longest expert answer, +8; a task's own ``max_new_tokens`` where it sets one). With ``task.attempts`` > 1 each attempt gets that default, and an episode
     ``rl.max_completion_length`` (default: enough for every attempt and a long feedback turn between each); a
     budget that cannot hold them is refused, naming the field and the smallest value that fits."""
     from raysweep.config import ConfigError
     from raysweep.evaluate import auto_max_new_tokens
-    from raysweep.tasks.datasets import sft_dataset
+    from raysweep.tasks.protocol import task_of
 
-    rl, attempts = cfg.rl, cfg.task.attempts
+    task = task_of(cfg.task)
+    rl, attempts = cfg.rl, task.attempts
     if attempts == 1 and rl.max_completion_length:
         return rl.max_completion_length, rl.max_completion_length
-    experts = [c[0]["content"] for c in sft_dataset(cfg.task, 64, rl.seed)["completion"]]
-    answer = auto_max_new_tokens(tokenizer, experts)
+    answer = task.max_new_tokens or auto_max_new_tokens(tokenizer, task.budget_examples(rl.seed))
     if attempts == 1:
         return answer, answer
     from raysweep.train.episodes import episode_budget, longest_feedback
@@ -201,11 +201,12 @@ def rl_worker(job: dict) -> dict | None:
     from transformers.trainer_callback import PrinterCallback
 
     from raysweep.models import load_tokenizer
-    from raysweep.tasks.datasets import rl_dataset
+    from raysweep.tasks.protocol import task_of
     from raysweep.train.rewards import VerifierReward
 
     tokenizer = load_tokenizer(job["start_path"])
-    dataset = rl_dataset(cfg.task, rl.num_prompts, rl.seed).select_columns(["prompt", "cards", "rule", "target"])
+    task = task_of(cfg.task)
+    dataset = task.rl_dataset(rl.num_prompts, rl.seed)  # the prompts and the columns the scorer reads
     answer_tokens, budget = budgets(cfg, tokenizer)
     resume = T.latest_trainer_checkpoint(rdir)
     resume_step = int(resume.name.split("-")[1]) if resume else 0
@@ -213,9 +214,9 @@ def rl_worker(job: dict) -> dict | None:
     evaluated = {r["step"] for r in T.read_results(rdir) if r.get("kind") == "eval" and r["step"] <= resume_step}
     todo_evals = [s for s in rl.eval_steps() if s not in evaluated]
     run.start()
-    episodes = cfg.task.attempts > 1
+    episodes = task.attempts > 1
     run.log(f"from {job['start']} | {rl.max_steps} steps x {rl.batch_size} prompts x {rl.num_generations} "
-            + (f"episodes of <= {cfg.task.attempts} attempts (<= {answer_tokens} tokens each, {budget} in all; "
+            + (f"episodes of <= {task.attempts} attempts (<= {answer_tokens} tokens each, {budget} in all; "
                f"reward: {rl.episode_reward})" if episodes else f"completions (<= {budget} tokens)")
             + f" | world {place.world} on {place.device}"
             + (f" | resuming from step {resume_step}" if resume else ""))
@@ -282,7 +283,8 @@ def rl_worker(job: dict) -> dict | None:
         from trl import GRPOTrainer as Trainer
     else:
         from trl import RLOOTrainer as Trainer
-    reward = VerifierReward(cfg.task, keep=rl.log_completions, episode_reward=rl.episode_reward, gamma=rl.gamma)
+    reward = VerifierReward(cfg.task, keep=rl.log_completions, episode_reward=rl.episode_reward, gamma=rl.gamma,
+                            columns=tuple(c for c in dataset.column_names if c != "prompt"))
     extra = {}
     if episodes:  # whole multi-attempt episodes, feedback turns masked out of the loss (GRPO only: see config)
         from raysweep.train.episodes import EpisodeRollout, prompt_key

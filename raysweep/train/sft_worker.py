@@ -111,12 +111,14 @@ def sft_worker(job: dict) -> dict | None:
     from transformers.trainer_callback import PrinterCallback
 
     from raysweep.models import load_tokenizer
-    from raysweep.tasks.datasets import sft_dataset
+    from raysweep.tasks.protocol import task_of
     from raysweep.train.deepspeed import deepspeed_config
 
     from raysweep.evaluate import train_set
 
-    full = sft_dataset(cfg.task, sft.num_examples, job["seed"], sft.expert, revision_share=sft.revision_share)
+    task = task_of(cfg.task)
+    own = {"expert": sft.expert, "revision_share": sft.revision_share} if task.kind == "generalpoints" else {}
+    full = task.sft_dataset(sft.num_examples, job["seed"], **own)
     trunk.train_problems = train_set(cfg.task, cfg.eval, full)
     dataset = full.select_columns(["prompt", "completion"])
     tokenizer = load_tokenizer(job["model_path"])
