@@ -230,7 +230,7 @@ def _explain(exc: ValidationError) -> str:
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown key (check the spelling; see `raysweep config --fields`)"
-        elif "input" in err and err["type"] not in ("missing",) and where:
+        elif "input" in err and err["type"] not in ("missing",) and where and not isinstance(err["input"], dict):
             msg = f"{msg} (got {err['input']!r})"
         if where and msg.startswith(where):  # the validator named the field (e.g. rl.grid.learning_rate) already
             where = ""

@@ -55,7 +55,9 @@ class ClassTaskConfig(BaseModel):
         return cls(options)
 
     def identity(self, exclude: set[str] = frozenset()) -> dict:
-        return {"kind": self.kind, "options": self.options, **self.make().identity()}
+        task = self.make()
+        options = task.options.model_dump(mode="json") if task.options is not None else {}
+        return {"kind": self.kind, "options": options, **task.identity()}
 
 
 def _kind(value: Any) -> str:

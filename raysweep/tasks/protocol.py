@@ -136,11 +136,8 @@ def import_object(spec: str, what: str):
     module, _, name = spec.partition(":")
     if not module or not name or not all(p.isidentifier() for p in module.split(".") + name.split(".")):
         raise ValueError(f"{what}: {spec!r} is not an import path; give package.module:Name")
-    cwd = os.getcwd()
-    if cwd not in sys.path:
-        sys.path.append(cwd)
     try:
-        obj = importlib.import_module(module)
+        obj = _import(module)
     except Exception as exc:  # noqa: BLE001 - any import failure is the user's to fix, in one line
         raise ValueError(f"{what}: cannot import module {module!r} ({type(exc).__name__}: {exc}); put it on "
                          "PYTHONPATH or in the working directory") from None
@@ -149,6 +146,21 @@ def import_object(spec: str, what: str):
             raise ValueError(f"{what}: module {module!r} has no {name!r}")
         obj = getattr(obj, part)
     return obj
+
+
+def _import(module: str):
+    """Import ``module``; one found only in the working directory puts that directory on ``PYTHONPATH`` too, so
+    the processes started later (Ray's workers, torchrun's ranks) import it wherever they run."""
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        cwd = os.getcwd()
+        if exc.name != module.split(".")[0] or cwd in sys.path:
+            raise
+        sys.path.append(cwd)
+        obj = importlib.import_module(module)
+        os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (cwd, os.environ.get("PYTHONPATH")) if p)
+        return obj
 
 
 def task_of(config: Any) -> Task:
