@@ -81,7 +81,8 @@ def test_analysis_finds_the_window_the_peak_and_that_loss_misses_it(tmp_path):
     assert next(c for c in a.cells if c.cell.sft_step == 10 and c.rule == "ood").ratio is None  # at the peak
     text = summary_text(a)
     assert "ood, learning_rate=1e-06: recovers from SFT length 20 to 40" in text
-    assert "choosing by loss would not find it" in text
+    assert (f"the lowest evaluation loss is at 80 (accuracy {OOD_SFT[80]:.3f} there, below the peak's interval), "
+            "so choosing by loss would not find it") in text
 
     # an unfinished cell is left out, not guessed
     (tmp_path / "rl" / plan_cells(cfg)[0].name / "final" / "manifest.json").unlink()
