@@ -1,7 +1,10 @@
 """The sweep as a Ray job on a real two-node local cluster: `ray start` (head + a second node, loopback),
-`ray job submit`, results table and MLflow runs checked afterwards; both nodes stopped by process id."""
+`ray job submit`, results table and MLflow runs checked afterwards; both nodes stopped by process id. The sweep
+submitted is the bring-your-own-task example (jobs/example-files: the `files` task, a trunk and a 1 x 2 GRPO
+grid), whose report must hold both of its evaluation sets."""
 
 import csv
+import json
 import os
 import shutil
 import subprocess
@@ -18,8 +21,8 @@ ROOT = Path(__file__).resolve().parents[1]
 # the environment as it was before any test ran: an in-process ray.init in an earlier test leaves Ray's own
 # variables in os.environ (RAY_AUTH_MODE, RAY_CLIENT_MODE, ...), which must not reach this cluster's nodes
 CLEAN_ENV = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
-SWEEP = ["sft.checkpoints=[5]", "sft.cpus_per_worker=1", "rl.cpus_per_worker=1", "rl.max_steps=2",
-         "eval.n=8", "sweep.name=submitted"]
+SWEEP = ["sft.checkpoints=[5]", "sweep.rl_from=[5]", "sft.cpus_per_worker=1", "rl.cpus_per_worker=1",
+         "rl.max_steps=2", "eval.n=8", "eval.train_n=8", "sweep.name=submitted"]
 
 
 def _ray(*args) -> list[str]:
@@ -72,7 +75,7 @@ def test_sweep_submitted_as_a_ray_job_to_a_two_node_cluster(tmp_path):
             submit = subprocess.run(
                 _ray("job", "submit", f"--address=http://127.0.0.1:{dash}", f"--working-dir={ROOT}",
                      "--runtime-env-json", '{"env_vars": {"TOKENIZERS_PARALLELISM": "false"}}', "--",
-                     "raysweep", "run", "jobs/quick.yaml", *SWEEP, f"output_dir={out_dir}"),
+                     "raysweep", "run", "jobs/example-files/sweep.yaml", *SWEEP, f"output_dir={out_dir}"),
                 capture_output=True, text=True, env=env, timeout=900)
             if "No available agent to submit job" not in submit.stderr:
                 break
@@ -88,6 +91,17 @@ def test_sweep_submitted_as_a_ray_job_to_a_two_node_cluster(tmp_path):
         exp = client.get_experiment_by_name("raysweep")
         children = client.search_runs([exp.experiment_id], f"tags.mlflow.parentRunId = '{parent}'")
         assert sorted(r.data.tags["raysweep.kind"] for r in children) == ["rl"] * 2 + ["sft"]
+
+        # the files task end to end: the report has a recovery row and figure per set, the trunk's evaluation
+        # holds both held-out sets (with the expert-answer loss) and the trunk's own problems
+        report = (sdir / "report" / "report.md").read_text()
+        boundary = list(csv.DictReader(open(sdir / "report" / "boundary.csv")))
+        assert len(boundary) == 4 and {r["rule"] for r in boundary} == {"id", "ood"}  # 2 cells x 2 sets
+        for name in ("id", "ood"):
+            assert f"| {name} |" in report and (sdir / "report" / f"recovery_{name}.png").is_file()
+        ev = json.loads(next(out_dir.glob("trunks/*/seed-0/checkpoints/step-5/eval.json")).read_text())
+        assert set(ev) == {"id", "ood", "id-train"} and ev["ood"]["summary"]["loss"] is not None
+        assert all(rec["problem"].startswith("Compute (") for rec in ev["ood"]["records"])
     finally:
         for proc in (second, head):
             if proc is not None:
