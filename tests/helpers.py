@@ -47,3 +47,18 @@ def wait_for(check, timeout: float, what: str, proc=None, log=None, every: float
             raise AssertionError(f"{what}: the process exited ({proc.returncode}) first\n{tail}")
         time.sleep(every)
     raise AssertionError(f"{what}: not within {timeout:.0f}s")
+
+
+def report_has_sets(sdir, sets=("id", "ood")) -> list[dict]:
+    """A sweep's report has a recovery row and figure for every evaluation set in ``sets`` (and no other):
+    the rows of its boundary.csv."""
+    import csv
+    from pathlib import Path
+
+    rdir = Path(sdir) / "report"
+    report = (rdir / "report.md").read_text()
+    rows = list(csv.DictReader(open(rdir / "boundary.csv")))
+    assert {r["rule"] for r in rows} == set(sets), rows
+    for name in sets:
+        assert f"| {name} |" in report and (rdir / f"recovery_{name}.png").is_file()
+    return rows

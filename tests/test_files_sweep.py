@@ -2,7 +2,6 @@
 (its sweep, a trunk and a 1 x 2 RL grid, is the one test_job_submit.py submits to a two-node cluster), and a
 user's own task class (tests/custom_task.py) through ``raysweep run``, whose report holds both evaluation sets."""
 
-import csv
 import json
 import os
 import subprocess
@@ -10,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import report_has_sets
 
 ROOT = Path(__file__).resolve().parent.parent
 TESTS = Path(__file__).resolve().parent
@@ -22,15 +22,6 @@ def _raysweep(args, cwd, env=None, timeout=600):
                           text=True, timeout=timeout)
     assert proc.returncode == 0, proc.stderr[-6000:]
     return proc
-
-
-def _report_has_both_sets(sdir: Path, sets=("id", "ood")):
-    report = (sdir / "report" / "report.md").read_text()
-    rows = list(csv.DictReader(open(sdir / "report" / "boundary.csv")))
-    assert {r["rule"] for r in rows} == set(sets), rows
-    for s in sets:
-        assert f"| {s} |" in report and (sdir / "report" / f"recovery_{s}.png").is_file()
-    return rows
 
 
 @pytest.mark.integration
@@ -53,4 +44,4 @@ def test_a_user_task_class_runs_through_raysweep_run(tmp_path):
             "sft.deepspeed.stage=0", "rl.deepspeed.stage=0", "rl.eval_every=0", "rl.batch_size=4",
             "rl.num_generations=4", "rl.num_prompts=16", "sweep.name=parity", "output_dir=out", *SMALL]
     _raysweep(args, tmp_path, env)
-    _report_has_both_sets(tmp_path / "out" / "sweeps" / "parity")
+    report_has_sets(tmp_path / "out" / "sweeps" / "parity")

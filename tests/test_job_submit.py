@@ -15,7 +15,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from helpers import free_port, kill_tree
+from helpers import free_port, kill_tree, report_has_sets
 
 ROOT = Path(__file__).resolve().parents[1]
 # the environment as it was before any test ran: an in-process ray.init in an earlier test leaves Ray's own
@@ -94,11 +94,7 @@ def test_sweep_submitted_as_a_ray_job_to_a_two_node_cluster(tmp_path):
 
         # the files task end to end: the report has a recovery row and figure per set, the trunk's evaluation
         # holds both held-out sets (with the expert-answer loss) and the trunk's own problems
-        report = (sdir / "report" / "report.md").read_text()
-        boundary = list(csv.DictReader(open(sdir / "report" / "boundary.csv")))
-        assert len(boundary) == 4 and {r["rule"] for r in boundary} == {"id", "ood"}  # 2 cells x 2 sets
-        for name in ("id", "ood"):
-            assert f"| {name} |" in report and (sdir / "report" / f"recovery_{name}.png").is_file()
+        assert len(report_has_sets(sdir, ("id", "ood"))) == 4  # 2 cells x 2 sets
         ev = json.loads(next(out_dir.glob("trunks/*/seed-0/checkpoints/step-5/eval.json")).read_text())
         assert set(ev) == {"id", "ood", "id-train"} and ev["ood"]["summary"]["loss"] is not None
         assert all(rec["problem"].startswith("Compute (") for rec in ev["ood"]["records"])

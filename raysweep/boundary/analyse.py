@@ -188,9 +188,9 @@ def summary_text(a: Analysis) -> str:
     lines = []
     for (seed, rule), p in sorted(a.peaks.items()):
         pick = {True: "would", False: "would not", None: "(no loss recorded)"}[p.loss_picks_peak]
-        there = ("" if p.loss_step is None or p.loss_step == p.step or p.loss_step_accuracy is None else
-                 f" (accuracy {p.loss_step_accuracy:.3f} there, "
-                 f"{'inside' if p.loss_picks_peak else 'below'} the peak's interval)")
+        there = ("" if p.loss_picks_peak is None or p.loss_step == p.step else
+                 f" (accuracy {p.loss_step_accuracy:.3f} there, {'inside' if p.loss_picks_peak else 'below'} the "
+                 "peak's interval)")
         lines.append(f"trunk seed {seed}, {rule}: peak {p.accuracy:.3f} [{p.low:.3f}, {p.high:.3f}] at SFT length "
                      f"{p.step}; the lowest evaluation loss is at {p.loss_step}{there}, so choosing by loss {pick} "
                      "find it")
