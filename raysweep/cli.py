@@ -210,9 +210,14 @@ def cmd_pretrain(args) -> int:
 
     if not cfg.pretrain.steps:
         raise ConfigError("pretrain.steps is 0: set pretrain.steps (and pretrain.task / pretrain.sft overrides)")
-    from raysweep.train.pretrain import run_pretrain
+    from raysweep.train.pretrain import export_base, run_pretrain
 
-    print(run_pretrain(cfg))
+    base = run_pretrain(cfg)
+    print(base)
+    if args.export:
+        made_by = "raysweep pretrain " + " ".join([*([args.config] if args.config else []), *args.overrides,
+                                                   "--export", args.export])
+        print(f"exported the base to {export_base(cfg, base, Path(args.export), made_by)}")
     return 0
 
 
@@ -385,6 +390,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "pretrain.steps; prints the base checkpoint. `raysweep sft` and `raysweep run` "
                                    "train it first when it is missing, so this command is optional.")
     _add_config_args(p)
+    p.add_argument("--export", metavar="DIR",
+                   help="also copy the base to DIR as a shipped base: model files + raysweep-base.json (sha256 of "
+                        "every file, this command, the stage's config and evaluation), checked whenever it loads")
     p.set_defaults(func=cmd_pretrain)
 
     # rl

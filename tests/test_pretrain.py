@@ -176,3 +176,17 @@ def test_pretrain_stage_then_trunk_on_ray(tmp_path):
     assert [r["step"] for r in stage] == [1, 2, 3] and all(0 < r["loss"] < 10 for r in stage)
     results = list(T.read_results(tdir))
     assert run_sft(cfg) == [tdir] and list(T.read_results(tdir)) == results  # nothing retrained
+    # shipped as a base (`raysweep pretrain --export`): the same weights, checked on load
+    from raysweep.train.pretrain import export_base
+
+    ship = export_base(cfg, Path(base), tmp_path / "ship", made_by="raysweep pretrain ... --export ship")
+    assert resolve(str(ship)) == ship.resolve() and weights(ship).keys() == weights(base).keys()
+    manifest = json.loads((ship / "raysweep-base.json").read_text())
+    assert manifest["step"] == 3 and manifest["parameters"] > 1e5 and [e["step"] for e in manifest["evals"]] == [3]
+    with open(ship / "model.safetensors", "r+b") as f:  # one byte changed
+        f.seek(-1, 2)
+        last = f.read(1)
+        f.seek(-1, 2)
+        f.write(bytes([last[0] ^ 1]))
+    with pytest.raises(ModelError, match=r"model.safetensors does not match its manifest's sha256"):
+        resolve(str(ship))

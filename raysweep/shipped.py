@@ -1,0 +1,83 @@
+"""Base models shipped inside the repository: written by ``raysweep pretrain CONFIG --export DIR``, checked on load.
+
+A shipped base is a Hugging Face model directory plus ``raysweep-base.json``: the sha256 and size of every file,
+the command and config that made it, its parameter count and its own ID/OOD evaluation. :func:`verify` runs
+whenever a model spec resolves to such a directory, so a truncated copy, a Git LFS pointer in place of the
+weights, or weights edited by hand fail at load with the file named and the command that re-makes it.
+
+The built-in spec ``analogue-base`` is the one under ``raysweep/bases/analogue-base`` (jobs/analogue-base.yaml).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+from pathlib import Path
+
+MANIFEST = "raysweep-base.json"
+# what a model directory needs to load (training_args.bin, eval.json and the trunk's manifest stay behind)
+MODEL_FILES = ("config.json", "generation_config.json", "model.safetensors", "tokenizer.json",
+               "tokenizer_config.json", "chat_template.jinja", "special_tokens_map.json")
+SHIPPED = {"analogue-base": Path(__file__).parent / "bases" / "analogue-base"}
+
+
+class BaseIdentityError(RuntimeError):
+    """A shipped base whose files are not the ones its manifest lists."""
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def file_table(directory: Path) -> dict[str, dict]:
+    return {name: {"sha256": sha256(directory / name), "bytes": (directory / name).stat().st_size}
+            for name in MODEL_FILES if (directory / name).is_file()}
+
+
+def verify(directory: Path) -> dict:
+    """The manifest of a shipped base after checking every listed file; raises :class:`BaseIdentityError`."""
+    directory = Path(directory)
+    manifest = json.loads((directory / MANIFEST).read_text())
+    remake = manifest.get("made_by", "raysweep pretrain CONFIG --export DIR")
+    for name, want in manifest["files"].items():
+        path = directory / name
+        if not path.is_file():
+            raise BaseIdentityError(f"model: shipped base {directory}: {name} is missing; restore it from git "
+                                    f"(git checkout -- {path}) or re-make the base with `{remake}`")
+        size = path.stat().st_size
+        if size != want["bytes"]:
+            lfs = size < 1024 and path.read_bytes().startswith(b"version https://git-lfs")
+            hint = " (it is a Git LFS pointer: run `git lfs pull`)" if lfs else ""
+            raise BaseIdentityError(f"model: shipped base {directory}: {name} has {size} bytes, its manifest says "
+                                    f"{want['bytes']}{hint}; restore it or re-make the base with `{remake}`")
+        if sha256(path) != want["sha256"]:
+            raise BaseIdentityError(f"model: shipped base {directory}: {name} does not match its manifest's sha256 "
+                                    f"(the file was changed); restore it or re-make the base with `{remake}`")
+    return manifest
+
+
+def export(checkpoint: Path, dest: Path, *, made_by: str, config_yaml: str, evals: list[dict],
+           parameters: int, trunk_id: str, step: int) -> Path:
+    """Copy a base checkpoint's model files to ``dest`` and write its manifest (last, atomically)."""
+    checkpoint, dest = Path(checkpoint), Path(dest)
+    if not (checkpoint / "model.safetensors").is_file():
+        raise FileNotFoundError(f"{checkpoint} holds no model.safetensors: it is not a finished checkpoint")
+    dest.mkdir(parents=True, exist_ok=True)
+    (dest / MANIFEST).unlink(missing_ok=True)
+    for name in MODEL_FILES:
+        if (checkpoint / name).is_file():
+            shutil.copyfile(checkpoint / name, dest / name)
+    (dest / "config.yaml").write_text(config_yaml)
+    manifest = {"made_by": made_by, "trunk_id": trunk_id, "step": step, "parameters": parameters,
+                "files": file_table(dest), "evals": evals, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ",
+                                                                                    time.gmtime())}
+    tmp = dest / (MANIFEST + ".tmp")
+    tmp.write_text(json.dumps(manifest, indent=1) + "\n")
+    tmp.rename(dest / MANIFEST)
+    return dest
