@@ -215,8 +215,10 @@ def cmd_pretrain(args) -> int:
     base = run_pretrain(cfg)
     print(base)
     if args.export:
-        made_by = "raysweep pretrain " + " ".join([*([args.config] if args.config else []), *args.overrides,
-                                                   "--export", args.export])
+        # the command that re-makes it; output_dir (where the stage trains) does not change the weights
+        kept = [o for o in args.overrides if not o.startswith("output_dir=")]
+        made_by = " ".join(["raysweep pretrain", *([args.config] if args.config else []), *kept, "--export",
+                            args.export])
         print(f"exported the base to {export_base(cfg, base, Path(args.export), made_by)}")
     return 0
 

@@ -40,10 +40,22 @@ def file_table(directory: Path) -> dict[str, dict]:
             for name in MODEL_FILES if (directory / name).is_file()}
 
 
+_VERIFIED: dict[Path, tuple] = {}  # directory -> the files' (name, size, mtime) when they last verified
+
+
+def _stat_key(directory: Path) -> tuple:
+    return tuple((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(directory.iterdir()) if p.is_file())
+
+
 def verify(directory: Path) -> dict:
-    """The manifest of a shipped base after checking every listed file; raises :class:`BaseIdentityError`."""
-    directory = Path(directory)
+    """The manifest of a shipped base after checking every listed file; raises :class:`BaseIdentityError`.
+    A directory whose files have not changed (size, mtime) since they last verified in this process is not
+    hashed again: a model is resolved several times per run, and a large base costs seconds to hash."""
+    directory = Path(directory).resolve()
     manifest = json.loads((directory / MANIFEST).read_text())
+    key = _stat_key(directory)
+    if _VERIFIED.get(directory) == key:
+        return manifest
     remake = manifest.get("made_by", "raysweep pretrain CONFIG --export DIR")
     for name, want in manifest["files"].items():
         path = directory / name
@@ -59,6 +71,7 @@ def verify(directory: Path) -> dict:
         if sha256(path) != want["sha256"]:
             raise BaseIdentityError(f"model: shipped base {directory}: {name} does not match its manifest's sha256 "
                                     f"(the file was changed); restore it or re-make the base with `{remake}`")
+    _VERIFIED[directory] = key
     return manifest
 
 

@@ -85,27 +85,22 @@ def run_pretrain(cfg: RaysweepConfig, parent_run_id: str | None = None) -> Path:
 
 def export_base(cfg: RaysweepConfig, base: Path, dest: Path, made_by: str) -> Path:
     """Ship the finished base ``base`` at ``dest`` (``raysweep pretrain --export``): its model files, the stage's
-    resolved config, every checkpoint's ID/OOD evaluation and a manifest that :mod:`raysweep.shipped` checks."""
-    import json
+    resolved config (less ``output_dir``: where it trained is not what it is), every stage checkpoint's ID/OOD
+    evaluation up to the base, and a manifest that :mod:`raysweep.shipped` checks."""
+    import math
 
+    import yaml
     from safetensors import safe_open
 
     from raysweep import shipped
 
-    stage = stage_config(cfg)
-    tdir = stage_trunk_dir(cfg)
     evals = [{"step": r["step"], **{rule: {k: e.get(k) for k in ("n", "accuracy", "ci95", "verdicts", "loss")}
                                     for rule, e in r["eval"].items()}}
-             for r in T.read_results(tdir) if r.get("kind") == "checkpoint" and r["step"] <= cfg.pretrain.steps]
+             for r in T.read_results(stage_trunk_dir(cfg))
+             if r.get("kind") == "checkpoint" and r["step"] <= cfg.pretrain.steps]
     with safe_open(str(base / "model.safetensors"), "pt") as f:
-        parameters = sum(_numel(f.get_slice(k).get_shape()) for k in f.keys())
-    manifest = json.loads((base / "manifest.json").read_text())
-    return shipped.export(base, dest, made_by=made_by, config_yaml=stage.to_yaml(), evals=evals,
-                          parameters=parameters, trunk_id=manifest["trunk_id"], step=manifest["step"])
-
-
-def _numel(shape) -> int:
-    n = 1
-    for d in shape:
-        n *= int(d)
-    return n
+        parameters = sum(math.prod(f.get_slice(k).get_shape()) for k in f.keys())
+    config = stage_config(cfg).model_dump(mode="json", exclude={"output_dir"})
+    manifest = T.read_manifest(base)
+    return shipped.export(base, dest, made_by=made_by, config_yaml=yaml.safe_dump(config, sort_keys=False),
+                          evals=evals, parameters=parameters, trunk_id=manifest["trunk_id"], step=manifest["step"])
