@@ -5,7 +5,8 @@ the command and config that made it, its parameter count and its own ID/OOD eval
 whenever a model spec resolves to such a directory, so a truncated copy, a Git LFS pointer in place of the
 weights, or weights edited by hand fail at load with the file named and the command that re-makes it.
 
-The built-in spec ``analogue-base`` is the one under ``raysweep/bases/analogue-base`` (jobs/analogue-base.yaml).
+The built-in spec ``analogue-base`` is the one under ``raysweep/bases/analogue-base``, made from
+jobs/reproduce-cpu.yaml (the exact command is in its manifest).
 """
 
 from __future__ import annotations

@@ -306,8 +306,11 @@ def test_multi_attempt_rl_on_ray_kill_and_resume(tiny_trunk, tmp_path):
     from raysweep.train.rl import plan_job
 
     out, tdir = tiny_trunk
+    # This trunk's 2nd attempts are (nearly) all malformed, so the final attempt's reward alone has no spread in a
+    # group and no gradient; the discounted return (the paper's) keeps attempt 1's spread (wrong_cards/malformed).
     overrides = rl_overrides(out, tdir, "rl.max_steps=6", "rl.eval_every=4", "rl.save_every=3",
-                             "rl.deepspeed.stage=2", "tracking.enabled=false", "task.attempts=2")
+                             "rl.deepspeed.stage=2", "tracking.enabled=false", "task.attempts=2",
+                             "rl.episode_reward=discounted")
     rdir = Path(plan_job(load_config(None, overrides))["run_dir"])
     cmd = [sys.executable, "-m", "raysweep.cli", "rl", *overrides]
     log = open(tmp_path / "first.log", "w")
