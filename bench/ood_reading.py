@@ -21,10 +21,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def numbers_line(answer: str) -> list[str]:
-    """The values an answer says the cards have (``Numbers: 1, 8, 13``), as written; [] if absent."""
+    """The values an answer says the cards have (``Numbers: 1, 8, 13`` or ``Numbers: A=1, 8=8, K=13``), as
+    written; [] if absent."""
     for line in answer.splitlines():
         if line.strip().lower().startswith("numbers:"):
-            return [x.strip() for x in line.split(":", 1)[1].split(",") if x.strip()]
+            # compact: "Numbers: 13, 9"; paired: "Numbers: K=13, 9=9" (the value after each card)
+            return [x.split("=")[-1].strip() for x in line.split(":", 1)[1].split(",") if x.strip()]
     return []
 
 

@@ -11,6 +11,7 @@ spec.loader.exec_module(ood_reading)
 def test_reading_counts_written_values_and_verdicts_by_cards_held():
     assert ood_reading.numbers_line("Numbers: 1, 8, 13\nFormula: 1+8+13=22") == ["1", "8", "13"]
     assert ood_reading.numbers_line("Formula: 1+8") == []
+    assert ood_reading.numbers_line("Numbers: A=1, 8=8, K=13\nFormula: 1+8+13=22") == ["1", "8", "13"]
     records = [
         {"cards": ["A", "8", "J"], "answers": ["Numbers: 1, 8, 13\nFormula: 1+8+13=22"], "verdicts": ["wrong_cards"]},
         {"cards": ["K", "2", "9"], "answers": ["Numbers: 13, 2, 9\nFormula: 13+2+9=24"], "verdicts": ["correct"]},

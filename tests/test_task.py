@@ -100,10 +100,12 @@ def test_no_training_example_computes_with_an_evaluation_problem_under_any_rule(
 
 @pytest.mark.parametrize("job", ["quick.yaml", "reproduce-cpu.yaml"])
 def test_shipped_sweeps_never_train_on_an_evaluation_problem(job):
-    """With the dataset builders: no ID evaluation problem is an SFT, RL or pre-training problem, no OOD
-    evaluation hand's ID twin is trained, and no evaluation set repeats a problem."""
+    """With the dataset builders: no ID evaluation problem is an SFT, RL or pre-training problem (the config's
+    stage or the shipped base's), no OOD evaluation hand's ID twin is trained, and no evaluation set repeats a
+    problem."""
     from pathlib import Path
 
+    from raysweep import shipped
     from raysweep.train.pretrain import stage_config
 
     cfg = load_config(Path(__file__).parent.parent / "jobs" / job)
@@ -112,8 +114,11 @@ def test_shipped_sweeps_never_train_on_an_evaluation_problem(job):
     rl_seeds = cfg.rl.grid.get("seed", [cfg.rl.seed])
     rows += [r for s in rl_seeds for r in rl_dataset(task, cfg.rl.num_prompts, s)]
     trained = {problem_of(r["cards"], task.rule(r["rule"]), r["target"]) for r in rows}
-    if cfg.pretrain.steps:
-        stage = stage_config(cfg)
+    stages = [stage_config(cfg)] if cfg.pretrain.steps else []
+    if cfg.model.name in shipped.SHIPPED:  # a shipped base: the stage it was pre-trained by, as it recorded it
+        stages.append(load_config(shipped.SHIPPED[cfg.model.name] / "config.yaml"))
+        assert stages[-1].task.split_seed == task.split_seed and stages[-1].task.eval_fraction == task.eval_fraction
+    for stage in stages:
         trained |= {problem_of(h, rule, t) for h, rule, t in
                     deal_varied(stage.task, stage.sft.num_examples, stage.sft.seeds[0], "sft")}
     for rule in task.eval_rules:
@@ -136,7 +141,7 @@ def test_config_is_validated_with_field_names():
     assert TaskConfig(ranks="a,2,3,k").ranks == ("A", "2", "3", "K")
 
 
-@pytest.mark.parametrize("fmt", ["json", "compact"])
+@pytest.mark.parametrize("fmt", ["json", "compact", "paired"])
 def test_expert_answers_round_trip_through_the_parser(fmt):
     cfg = TaskConfig(answer_format=fmt)
     ds = sft_dataset(cfg, 40, seed=0)
@@ -146,6 +151,7 @@ def test_expert_answers_round_trip_through_the_parser(fmt):
         assert score(row["cards"], answer, "id").verdict == "correct"
         assert row["prompt"][0]["role"] == "user" and row["completion"][0]["role"] == "assistant"
     assert render_answer(["K", "5"], [10, 5], "10+5", 15, "compact") == "Numbers: 10, 5\nFormula: 10+5=15"
+    assert render_answer(["K", "5"], [10, 5], "10+5", 15, "paired") == "Numbers: K=10, 5=5\nFormula: 10+5=15"
 
 
 def test_prompts_state_the_rule_and_end_with_the_hand():

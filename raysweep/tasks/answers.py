@@ -3,7 +3,7 @@
 Accepted answer shapes (first match wins):
 
 1. the paper's JSON: a ``"formula": "..."`` field (double or single quotes, anywhere in the text);
-2. a ``Formula: ...`` line (any case; the compact format);
+2. a ``Formula: ...`` line (any case; the compact and paired formats);
 3. a bare equation: the last line that is made only of numbers, operators, parentheses and ``=``.
 
 An ``= <number>`` tail is dropped (``3*8=24`` scores ``3*8``); the claimed number itself is ignored,
@@ -22,8 +22,8 @@ from typing import Literal, Sequence
 
 from raysweep.tasks.verifier import normalise
 
-AnswerFormat = Literal["json", "compact"]
-ANSWER_FORMATS: tuple[str, ...] = ("json", "compact")
+AnswerFormat = Literal["json", "compact", "paired"]
+ANSWER_FORMATS: tuple[str, ...] = ("json", "compact", "paired")
 MAX_ANSWER_CHARS = 8192
 """Answers longer than this are not searched (verdict ``malformed``)."""
 
@@ -82,6 +82,8 @@ def render_answer(
         return json.dumps({"cards": list(cards), "number": list(values), "formula": equation})
     if fmt == "compact":
         return f"Numbers: {', '.join(str(v) for v in values)}\nFormula: {equation}"
+    if fmt == "paired":  # each card, then the number it counts as: the paper's JSON "cards" beside "number"
+        return f"Numbers: {', '.join(f'{c}={v}' for c, v in zip(cards, values, strict=True))}\nFormula: {equation}"
     raise ValueError(f"unknown answer format {fmt!r}; choose one of {ANSWER_FORMATS}")
 
 
@@ -102,6 +104,12 @@ def format_instructions(n_cards: int, target: int, rule_text: str, fmt: AnswerFo
         return (
             "Answer in exactly two lines:\n"
             "Numbers: the number each card counts as, in the order dealt\n"
+            f"Formula: an equation that equals {target}"
+        )
+    if fmt == "paired":
+        return (
+            "Answer in exactly two lines:\n"
+            "Numbers: each card as dealt and the number it counts as (card=number)\n"
             f"Formula: an equation that equals {target}"
         )
     raise ValueError(f"unknown answer format {fmt!r}; choose one of {ANSWER_FORMATS}")

@@ -101,7 +101,9 @@ class TaskConfig(BaseModel):
         default_factory=dict,
         description="Extra rules by name: rank -> value (ranks not named count as A=1, 2..10, J=11, Q=12, K=13).",
     )
-    answer_format: AnswerFormat = Field("compact", description="'json' (the paper's) or 'compact' (two short lines).")
+    answer_format: AnswerFormat = Field("compact", description="'json' (the paper's), 'compact' (two short lines: the "
+                                           "numbers, then the formula) or 'paired' (compact, each number written after its card, "
+                                           "'Numbers: K=13, 9=9': the paper's JSON cards-then-numbers in two short lines).")
     eval_fraction: float = Field(0.25, gt=0.0, lt=1.0, description="Share of hand multisets kept for evaluation only.")
     split_seed: int = Field(0, description="Seed of the train/eval split of hand multisets.")
     reward: Literal["binary", "paper"] = Field("binary", description="binary (1/0) or the paper's +5/-1/-2/-3 scale.")
