@@ -88,7 +88,7 @@ def test_shipped_job_configs_load_and_plan():
 
     jobs = Path(__file__).resolve().parents[1] / "jobs"
     quick = load_config(jobs / "quick.yaml")
-    assert [c.name for c in plan_cells(quick)] == ["seed0-sft20", "seed0-sft320"]
+    assert [c.name for c in plan_cells(quick)] == ["seed0-sft20", "seed0-sft160"]
     assert quick.model.name == "analogue-base" and quick.pretrain.steps == 0
     smol = load_config(jobs / "smollm2.yaml")
     assert smol.rl.sft_step == 80 and smol.model.name == "smollm2-135m" and smol.rl.grid == {}
