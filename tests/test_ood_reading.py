@@ -20,3 +20,19 @@ def test_reading_counts_written_values_and_verdicts_by_cards_held():
     written, verdicts = ood_reading.reading(records, ("J", "Q", "K"))
     assert written["J"] == {"13": 1} and written["K"] == {"13": 1} and not written["Q"]
     assert verdicts == {"J": {"wrong_cards": 1}, "K": {"correct": 1}, "JK": {"malformed": 1}}
+
+
+def test_rule_reading_scores_each_face_card_against_the_stated_value():
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "bench"))
+    spec = importlib.util.spec_from_file_location("rule_reading", Path(__file__).parents[1] / "bench" / "rule_reading.py")
+    rule_reading = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(rule_reading)
+    hs = rule_reading.hands(50)
+    assert len(hs) == 50 and all(len(h) == 3 and {"J", "Q", "K"} & set(h) for h in hs) and hs == rule_reading.hands(50)
+    face = {"J": 11, "Q": 12, "K": 13}
+    answers = ["Numbers: K=13, 9=9, Q=13\nFormula: x", "Numbers: 12, 12\nFormula: x", "no numbers"]
+    got = rule_reading.reading_shares(answers, [("K", "9", "Q"), ("J", "Q"), ("K",)], face)
+    assert got["K"] == {"n": 1, "right": 1.0, "most": [("13", 1)]}
+    assert got["Q"]["n"] == 2 and got["Q"]["right"] == 0.5 and got["J"] == {"n": 1, "right": 0.0, "most": [("12", 1)]}
