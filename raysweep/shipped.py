@@ -6,7 +6,7 @@ whenever a model spec resolves to such a directory, so a truncated copy, a Git L
 weights, or weights edited by hand fail at load with the file named and the command that re-makes it.
 
 The built-in spec ``analogue-base`` is the one under ``raysweep/bases/analogue-base``, made from
-jobs/reproduce-cpu.yaml (the exact command is in its manifest).
+jobs/analogue-base.yaml (the exact command is in its manifest).
 """
 
 from __future__ import annotations
