@@ -6,8 +6,8 @@ set and no verifier: only the reading step, which every OOD answer needs first.
     python bench/rule_reading.py MODEL [CONFIG] [--n 96] [--out bench/results/rule_reading.md] [k=v ...]
 
 MODEL is a model spec or directory (a trunk checkpoint, a shipped base); CONFIG (default jobs/reproduce-cpu.yaml)
-gives the task's prompt style and answer format. The CPU analogue's bases were diagnosed with it
-(docs/reproduce-cpu/README.md, rows P1-P4): a base that writes one value for every face card under the OOD
+gives the task's prompt style, answer format and target (the first of task.targets, if set). The CPU analogue's
+bases were diagnosed with it (docs/reproduce-cpu/README.md, rows P1-P7 and B1): a base that writes one value for every face card under the OOD
 phrasing ("'11', '12', and '13' respectively") cannot be right on most OOD hands, whatever SFT does.
 """
 
