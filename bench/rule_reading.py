@@ -35,12 +35,13 @@ RULES: dict[str, dict[str, int]] = {
 
 def hands(n: int, seed: int = 0) -> list[tuple[str, ...]]:
     """``n`` three-card hands, each with at least one face card (ranks and order seeded)."""
+    from raysweep.tasks.generalpoints import FACE_RANKS, RANKS
+
     rng = random.Random(f"rule-reading:{seed}")
-    deck = ["A", "2", "3", "4", "5", "6", "7", "8", "9", "10", "J", "Q", "K"]
     out = []
     while len(out) < n:
-        h = tuple(rng.choice(deck) for _ in range(3))
-        if {"J", "Q", "K"} & set(h):
+        h = tuple(rng.choice(RANKS) for _ in range(3))
+        if set(FACE_RANKS) & set(h):
             out.append(h)
     return out
 
@@ -69,30 +70,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("overrides", nargs="*")
     args = ap.parse_args(argv)
 
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     from raysweep import models
     from raysweep.config import load_config
+    from raysweep.evaluate import generate
     from raysweep.tasks.generalpoints import Rule, _rule_values, prompt_messages
 
     cfg = load_config(args.config, args.overrides)
-    path = models.resolve(args.model)
-    tok = AutoTokenizer.from_pretrained(path)
-    tok.padding_side = "left"
-    model = AutoModelForCausalLM.from_pretrained(path).eval()
+    model, tok = models.load(args.model, device=cfg.model.device)
     hs = hands(args.n)
     target = cfg.task.target if cfg.task.targets is None else cfg.task.targets[0]
+    greedy = cfg.eval.model_copy(update={"temperature": 0.0, "samples": 1})
     results = {}
     for name, face in RULES.items():
         rule = Rule(name="probe", values=_rule_values(face))
-        prompts = [tok.apply_chat_template(prompt_messages(h, rule, cfg.task, target), tokenize=False,
-                                           add_generation_prompt=True) for h in hs]
-        enc = tok(prompts, return_tensors="pt", padding=True)
-        with torch.no_grad():
-            out = model.generate(**enc, max_new_tokens=48, do_sample=False, pad_token_id=tok.pad_token_id)
-        answers = tok.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
-        results[name] = reading_shares(answers, hs, face)
+        answers, _ = generate(model, tok, [prompt_messages(h, rule, cfg.task, target) for h in hs], greedy,
+                              max_new_tokens=48, progress=None)
+        results[name] = reading_shares([a[0] for a in answers], hs, face)
         print(f"{name:28s} " + "  ".join(f"{r} {v['right']:.2f} (n={v['n']})" for r, v in results[name].items()),
               flush=True)
     if args.out:
