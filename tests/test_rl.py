@@ -233,8 +233,8 @@ def rl_overrides(out, tdir, *extra):
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("algorithm,stage", [("grpo", 2), ("rloo", 3)])
-def test_rl_on_two_ray_workers_with_zero(algorithm, stage, tiny_trunk, monkeypatch):
+@pytest.mark.parametrize("algorithm,stage,prompts", [("grpo", 2, "pool"), ("rloo", 3, "unseen")])
+def test_rl_on_two_ray_workers_with_zero(algorithm, stage, prompts, tiny_trunk, monkeypatch):
     import torch
     from mlflow.tracking import MlflowClient
 
@@ -243,7 +243,8 @@ def test_rl_on_two_ray_workers_with_zero(algorithm, stage, tiny_trunk, monkeypat
     out, tdir = tiny_trunk
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     cfg = load_config(None, rl_overrides(out, tdir, f"rl.algorithm={algorithm}", f"rl.deepspeed.stage={stage}",
-                                         "rl.num_workers=2", "rl.max_steps=4", "rl.eval_every=2"))
+                                         "rl.num_workers=2", "rl.max_steps=4", "rl.eval_every=2",
+                                         f"rl.prompts={prompts}"))
     rdir = run_rl(cfg)
 
     # the trained policy is kept in HF format, with its lineage, and differs from where it started
@@ -271,6 +272,14 @@ def test_rl_on_two_ray_workers_with_zero(algorithm, stage, tiny_trunk, monkeypat
     assert [r["step"] for r in samples] == [1, 2, 3, 4] and all(len(r["samples"]) == 4 for r in samples)
     for s in (s for r in samples for s in r["samples"]):
         assert s["reward"] == score(s["cards"], s["completion"], "id", s["target"], "paper").reward
+    if prompts == "unseen":  # no rollout poses a problem of the trunk's SFT examples
+        from raysweep.tasks.protocol import task_of
+        from raysweep.train.rl_prompts import trunk_sft_problems
+
+        sft_problems = trunk_sft_problems(manifest["parent"]["manifest"])
+        key = task_of(cfg.task).key
+        assert not {key({"cards": s["cards"], "rule": "id", "target": s["target"]})
+                    for r in samples for s in r["samples"]} & sft_problems
     evals = [r for r in results if r["kind"] == "eval"]
     assert [r["step"] for r in evals] == [0, 2, 4]
     assert evals[0]["reused_from"] == str(start)  # step 0 is the trunk checkpoint's own evaluation

@@ -119,6 +119,10 @@ def plan_job(cfg: RaysweepConfig, parent_run_id: str | None = None) -> dict:
         from raysweep.train.rl_worker import budgets
 
         budgets(cfg, load_tokenizer(str(start.path)))
+    if cfg.rl.prompts == "unseen":  # a start whose SFT examples cannot be re-made: refused before any work
+        from raysweep.train.rl_prompts import trunk_sft_problems
+
+        trunk_sft_problems(start.manifest)
     rid = run_id(cfg, start)
     return {"config": json.loads(for_workers(cfg).model_dump_json()), "run_id": rid,
             "run_dir": str(run_dir(cfg, rid)), "start_path": str(start.path), "start_spec": start.spec,

@@ -15,7 +15,7 @@ BOOKKEEPING = frozenset({"eval_every", "save_every", "logging_steps", "log_compl
 """RL fields that do not shape the trajectory (not part of a run's id): a grid over them would make cells that are
 one and the same run."""
 
-LATER_FIELDS = {"episode_reward": "final", "gamma": 0.9}
+LATER_FIELDS = {"episode_reward": "final", "gamma": 0.9, "prompts": "pool"}
 """RL fields added after runs were first made, with the default that leaves a run's id unchanged."""
 
 
@@ -75,6 +75,10 @@ class RLConfig(WorkersConfig):
         0.9, gt=0, le=1, description="Discount per attempt for rl.episode_reward=discounted (the paper: 0.9); must "
         "be in (0, 1].")
     num_prompts: int = Field(1000, ge=1, description="Size of the RL prompt pool (training-rule hands from the training pool).")
+    prompts: Literal["pool", "unseen"] = Field(
+        "pool", description="Where RL prompts come from: 'pool', the training pool (the trunk's own SFT problems "
+        "included); 'unseen', the training pool less every problem of the trunk's SFT examples, so RL practises on "
+        "problems SFT never showed (needs a start with a trunk manifest).")
     seed: int = Field(0, description="Seed of the prompt pool, its order and the rollouts.")
     eval_every: int = Field(10, ge=0, description="Evaluate ID/OOD every this many steps (and at 0 and the end); 0: only 0 and end.")
     save_every: int = Field(10, ge=1, description="Save the resumable trainer state every this many steps.")

@@ -203,10 +203,12 @@ def rl_worker(job: dict) -> dict | None:
     from raysweep.models import load_tokenizer
     from raysweep.tasks.protocol import task_of
     from raysweep.train.rewards import VerifierReward
+    from raysweep.train.rl_prompts import rl_prompts, trunk_sft_problems
 
     tokenizer = load_tokenizer(job["start_path"])
     task = task_of(cfg.task)
-    dataset = task.rl_dataset(rl.num_prompts, rl.seed)  # the prompts and the columns the scorer reads
+    seen = trunk_sft_problems(job.get("start_manifest")) if rl.prompts == "unseen" else set()
+    dataset = rl_prompts(task, rl.num_prompts, rl.seed, seen)  # the prompts and the columns the scorer reads
     answer_tokens, budget = budgets(cfg, tokenizer)
     resume = T.latest_trainer_checkpoint(rdir)
     resume_step = int(resume.name.split("-")[1]) if resume else 0
@@ -218,6 +220,8 @@ def rl_worker(job: dict) -> dict | None:
     run.log(f"from {job['start']} | {rl.max_steps} steps x {rl.batch_size} prompts x {rl.num_generations} "
             + (f"episodes of <= {task.attempts} attempts (<= {answer_tokens} tokens each, {budget} in all; "
                f"reward: {rl.episode_reward})" if episodes else f"completions (<= {budget} tokens)")
+            + f" | prompts: {len(dataset)} ({len(set(map(task.key, dataset.to_list())))} distinct problems"
+            + (f", none of the trunk's {len(seen)} SFT problems)" if seen else ")")
             + f" | world {place.world} on {place.device}"
             + (f" | resuming from step {resume_step}" if resume else ""))
     if resume:

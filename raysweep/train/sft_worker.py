@@ -111,14 +111,13 @@ def sft_worker(job: dict) -> dict | None:
     from transformers.trainer_callback import PrinterCallback
 
     from raysweep.models import load_tokenizer
-    from raysweep.tasks.protocol import task_of
     from raysweep.train.deepspeed import deepspeed_config
+    from raysweep.train.sft_data import examples_hash, sft_examples
 
     from raysweep.evaluate import train_set
 
-    task = task_of(cfg.task)
-    own = {"expert": sft.expert, "revision_share": sft.revision_share} if task.kind == "generalpoints" else {}
-    full = task.sft_dataset(sft.num_examples, job["seed"], **own)
+    full = sft_examples(cfg, job["seed"])
+    data_hash = examples_hash(full, sft.revision_share)
     trunk.train_problems = train_set(cfg.task, cfg.eval, full)
     dataset = full.select_columns(["prompt", "completion"])
     tokenizer = load_tokenizer(job["model_path"])
@@ -127,14 +126,11 @@ def sft_worker(job: dict) -> dict | None:
 
         from raysweep.train.turn_masks import tokenize_turns
 
-        data_hash = T.digest([full["prompt"], full["revision"], full["completion"]], 16)
         rows = [tokenize_turns(tokenizer, p, list(r) + list(c))
                 for p, r, c in zip(full["prompt"], full["revision"], full["completion"])]
         dataset = Dataset.from_dict({k: [row[k] for row in rows] for k in ("input_ids", "completion_mask")})
         trunk.log(f"{sum(bool(r) for r in full['revision'])} of {len(rows)} examples are two-attempt episodes "
                   "(sft.revision_share)")
-    else:
-        data_hash = T.digest([dataset["prompt"], dataset["completion"]], 16)
     _check_lengths(tokenizer, dataset, sft.max_length)  # before any work, not after the step-0 evaluation
     todo = [k for k in sft.checkpoints if k not in T.finished_steps(tdir)]
     if not todo:

@@ -1,0 +1,57 @@
+"""The RL prompt pool: ``rl.num_prompts`` training-pool prompts, with ``rl.prompts: unseen`` none of them a problem
+of the start's SFT examples (a problem: what the task's ``key`` names, for GeneralPoints the card values under the
+rule and the target). The trunk's examples are re-made from its recorded config and seed and checked against the
+``data_hash`` its manifest records, so a pool is never filtered against the wrong examples."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+MAX_DRAW_FACTOR = 64
+"""Draw at most this many times ``rl.num_prompts`` from the training pool while looking for unseen problems."""
+
+
+def trunk_sft_problems(manifest: dict | None) -> set[str]:
+    """The problems (task keys) of the SFT examples of the trunk a start checkpoint's ``manifest`` belongs to."""
+    from raysweep.config import ConfigError, load_config
+    from raysweep.tasks.protocol import task_of
+    from raysweep.train.sft_data import examples_hash, sft_examples
+
+    if not manifest or "trunk_dir" not in manifest or "seed" not in manifest:
+        raise ConfigError("rl.prompts=unseen keeps RL off the trunk's SFT problems, so the start must be a trunk "
+                         "checkpoint (its manifest names the trunk): start from rl.trunk + rl.sft_step, or set "
+                         "rl.prompts=pool")
+    path = Path(manifest["trunk_dir"]) / "config.yaml"
+    if not path.is_file():
+        raise ConfigError(f"rl.prompts=unseen: {path} (the trunk's recorded config) is missing, so its SFT examples "
+                         "cannot be re-made; set rl.prompts=pool")
+    cfg = load_config(path)
+    rows = sft_examples(cfg, int(manifest["seed"]))
+    made = examples_hash(rows, cfg.sft.revision_share)
+    if manifest.get("data_hash") and made != manifest["data_hash"]:
+        raise ConfigError(f"rl.prompts=unseen: the SFT examples re-made from {path} (seed {manifest['seed']}) hash to "
+                         f"{made}, but the trunk trained on {manifest['data_hash']}: the task code changed since; "
+                         "re-make the trunk or set rl.prompts=pool")
+    task = task_of(cfg.task)
+    return {task.key(r) for r in rows.to_list()}
+
+
+def rl_prompts(task: Any, n: int, seed: int, exclude: set[str] = frozenset()) -> Any:
+    """``n`` RL prompt rows (``task.rl_dataset``'s stream at ``seed``, in order) whose problem is not in
+    ``exclude``; the first ``n`` that qualify, so the pool is the same on any machine."""
+    from raysweep.config import ConfigError
+
+    if not exclude:
+        return task.rl_dataset(n, seed)
+    draw = n
+    while True:
+        ds = task.rl_dataset(draw, seed)
+        keep = [i for i, r in enumerate(ds.to_list()) if task.key(r) not in exclude]
+        if len(keep) >= n:
+            return ds.select(keep[:n])
+        if draw >= MAX_DRAW_FACTOR * n:
+            raise ConfigError(f"rl.prompts=unseen: only {len(keep)} of {draw} training-pool prompts lie outside the "
+                             f"trunk's {len(exclude)} SFT problems (need {n}): lower rl.num_prompts, or widen the "
+                             "training pool (task.targets, task.num_cards, task.eval_fraction)")
+        draw *= 4
