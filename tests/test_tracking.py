@@ -39,6 +39,11 @@ def test_a_finished_run_left_open_by_a_kill_is_closed_with_its_artifacts(tmp_pat
     assert {a.path for a in client.list_artifacts(run.info.run_id)} >= {"results.jsonl", "curves.png"}
     assert not close_open_run(cfg, run_dir, "rl x", "reward")  # nothing left to close
     assert not close_open_run(cfg, tmp_path / "untracked", "rl y", "reward")
+    # a run directory linked from another output_dir: its run is in another store, there is nothing to close here
+    elsewhere = tmp_path / "copied"
+    elsewhere.mkdir()
+    (elsewhere / "mlflow_run_id").write_text("0" * 32)
+    assert not close_open_run(cfg, elsewhere, "sft z", "loss")
 
 
 def test_an_mlflow_server_that_does_not_answer_fails_fast_naming_the_uri(tmp_path, monkeypatch):

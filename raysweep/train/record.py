@@ -190,9 +190,21 @@ def close_open_run(cfg, run_dir: Path, title: str, train_metric: str) -> bool:
 
     from raysweep.tracking import tracking_uri
 
+    from mlflow.exceptions import MlflowException
+
     client = MlflowClient(tracking_uri(cfg.tracking, cfg.output_dir))
     run_id = f.read_text().strip()
-    if client.get_run(run_id).info.status != "RUNNING":
+    try:
+        status = client.get_run(run_id).info.status
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise
+        # the run was tracked in another store (the run directory was copied or linked from another output_dir,
+        # or tracking.uri changed): nothing here to close
+        print(f"[{title}] finished; its MLflow run {run_id} is not in this tracking store "
+              f"({tracking_uri(cfg.tracking, cfg.output_dir)}): left as it is", file=sys.stderr)
+        return False
+    if status != "RUNNING":
         return False
     for path in final_artifacts(run_dir, title, train_metric):
         client.log_artifact(run_id, str(path))
