@@ -65,3 +65,15 @@ def test_prompts_setting_keeps_earlier_run_ids(tiny_path, tmp_path):
     with pytest.raises(ConfigError, match="rl.prompts=pool"):  # no trunk manifest: refused before any work
         plan_job(load_config(None, base + ["rl.prompts=unseen"]))
     json.dumps(plan_job(cfg))
+
+
+def test_a_file_tasks_prompts_run_out_as_with_the_whole_pool(tmp_path):
+    from test_files_task import _cfg, _data
+
+    task = task_of(load_config(None, _cfg(_data(tmp_path))).task)
+    rows = task.rl_dataset(1000, 0).to_list()  # the file's 20 RL rows
+    seen = {task.key(r) for r in rows[:5]}
+    fresh = rl_prompts(task, 1000, 0, seen)
+    assert len(fresh) == 15 and not seen.intersection(map(task.key, fresh.to_list()))
+    with pytest.raises(ConfigError, match="only 0 of 20"):
+        rl_prompts(task, 10, 0, {task.key(r) for r in rows})

@@ -39,7 +39,8 @@ def trunk_sft_problems(manifest: dict | None) -> set[str]:
 
 def rl_prompts(task: Any, n: int, seed: int, exclude: set[str] = frozenset()) -> Any:
     """``n`` RL prompt rows (``task.rl_dataset``'s stream at ``seed``, in order) whose problem is not in
-    ``exclude``; the first ``n`` that qualify, so the pool is the same on any machine."""
+    ``exclude``; the first ``n`` that qualify, so the pool is the same on any machine (fewer when the task's
+    prompts run out, as ``rl_dataset`` itself gives fewer)."""
     from raysweep.config import ConfigError
 
     if not exclude:
@@ -50,8 +51,12 @@ def rl_prompts(task: Any, n: int, seed: int, exclude: set[str] = frozenset()) ->
         keep = [i for i, r in enumerate(ds.to_list()) if task.key(r) not in exclude]
         if len(keep) >= n:
             return ds.select(keep[:n])
-        if draw >= MAX_DRAW_FACTOR * n:
-            raise ConfigError(f"rl.prompts=unseen: only {len(keep)} of {draw} training-pool prompts lie outside the "
-                             f"trunk's {len(exclude)} SFT problems (need {n}): lower rl.num_prompts, or widen the "
-                             "training pool (task.targets, task.num_cards, task.eval_fraction)")
+        exhausted = len(ds) < draw  # a task with a finite prompt set (a file) returns all of it
+        if (exhausted and not keep) or (not exhausted and draw >= MAX_DRAW_FACTOR * n):
+            raise ConfigError(f"rl.prompts=unseen: only {len(keep)} of {len(ds)} training-pool prompts lie outside "
+                              f"the trunk's {len(exclude)} SFT problems (need {n}): lower rl.num_prompts, or widen "
+                              "the training pool (GeneralPoints: task.targets, task.num_cards, task.eval_fraction; a "
+                              "file task: more RL rows)")
+        if exhausted:  # as with rl.prompts=pool, a finite set gives what it has
+            return ds.select(keep)
         draw *= 4
