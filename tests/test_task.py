@@ -120,8 +120,7 @@ def test_shipped_sweeps_never_train_on_an_evaluation_problem(job):
         assert stages[-1].task.split_seed == task.split_seed and stages[-1].task.eval_fraction == task.eval_fraction
     if cfg.model.name == "analogue-base":  # and the stage its own model came from (jobs/analogue-base.yaml's 1st command)
         assert stages[-1].model.name == "outputs/bases/analogue-stage1"
-        jobs = Path(__file__).parent.parent / "jobs"
-        stages.append(stage_config(load_config(jobs / "reproduce-cpu.yaml", ["task.answer_format=paired"])))
+        stages.append(stage_config(load_config(Path(__file__).parent.parent / "jobs" / "analogue-stage1.yaml")))
     for stage in stages:
         trained |= {problem_of(h, rule, t) for h, rule, t in
                     deal_varied(stage.task, stage.sft.num_examples, stage.sft.seeds[0], "sft")}
