@@ -57,7 +57,11 @@ def rl_times(rdir: Path, windows: list[tuple[float, float]]) -> dict:
     if done and not _inside(done.get("time", 0.0), windows):
         return {"steps": 0, "earlier_steps": done.get("max_steps", 0), "train_s": 0.0, "eval_s": 0.0, "evaluations": 0}
     evals = [r for r in rows if r.get("kind") == "eval" and not r.get("reused_from")]
-    return {"steps": done.get("max_steps", 0), "earlier_steps": 0, "train_s": done.get("train_seconds", 0.0),
+    train_s = done.get("train_seconds", 0.0)
+    # evaluations run by the trainer's callback (eval_every, the last step) fall inside train_seconds
+    start = done.get("time", 0.0) - train_s - 2.0
+    inside = sum(r.get("eval_seconds", 0.0) for r in evals if start <= r.get("time", 0.0) <= done.get("time", 0.0))
+    return {"steps": done.get("max_steps", 0), "earlier_steps": 0, "train_s": max(train_s - inside, 0.0),
             "eval_s": sum(r.get("eval_seconds", 0.0) for r in evals), "evaluations": len(evals)}
 
 
@@ -98,6 +102,10 @@ def markdown(res: dict) -> str:
              "| part | seconds | share |", "|---|---:|---:|"]
     for k, v in res["parts"].items():
         lines.append(f"| {k} | {v:.0f} | {v / max(res['wall_s'], 1e-9):.0%} |")
+    timed = sum(v for k, v in res["parts"].items() if not k.startswith("orchestration"))
+    if timed > res["wall_s"]:
+        lines += ["", f"The parts sum to {timed / 60:.1f} min, more than the wall time: some ran at the same time "
+                      "(concurrent trials), so orchestration cannot be told apart here."]
     lines += ["", "Steps trained before the sweep (found finished, by an earlier command) are counted apart, not timed.", "",
               "| stage | steps | found finished | train s | s/step | evaluations | eval s |",
               "|---|---:|---:|---:|---:|---:|---:|"]
