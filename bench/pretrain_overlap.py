@@ -7,7 +7,8 @@ answered from memory, so an RL pool made of them trains recall, not the computat
 
 The stages: the config's own ``pretrain`` stage, the stage a shipped base (``model.name``) recorded in its
 ``config.yaml``, and every ``--stage CONFIG`` (for a base made in several stages: ``jobs/analogue-stage1.yaml``).
-Pure dataset building: no model is loaded.
+GeneralPoints configs only (their problems are card values and a target). Pure dataset building: no model is
+loaded.
 """
 
 from __future__ import annotations

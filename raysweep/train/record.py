@@ -186,11 +186,10 @@ def close_open_run(cfg, run_dir: Path, title: str, train_metric: str) -> bool:
     f = run_dir / "mlflow_run_id"
     if not (cfg.tracking.enabled and f.is_file()):
         return False
+    from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
     from raysweep.tracking import tracking_uri
-
-    from mlflow.exceptions import MlflowException
 
     client = MlflowClient(tracking_uri(cfg.tracking, cfg.output_dir))
     run_id = f.read_text().strip()

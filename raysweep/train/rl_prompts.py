@@ -20,19 +20,19 @@ def trunk_sft_problems(manifest: dict | None) -> set[str]:
 
     if not manifest or "trunk_dir" not in manifest or "seed" not in manifest:
         raise ConfigError("rl.prompts=unseen keeps RL off the trunk's SFT problems, so the start must be a trunk "
-                         "checkpoint (its manifest names the trunk): start from rl.trunk + rl.sft_step, or set "
-                         "rl.prompts=pool")
+                          "checkpoint (its manifest names the trunk): start from rl.trunk + rl.sft_step, or set "
+                          "rl.prompts=pool")
     path = Path(manifest["trunk_dir"]) / "config.yaml"
     if not path.is_file():
         raise ConfigError(f"rl.prompts=unseen: {path} (the trunk's recorded config) is missing, so its SFT examples "
-                         "cannot be re-made; set rl.prompts=pool")
+                          "cannot be re-made; set rl.prompts=pool")
     cfg = load_config(path)
     rows = sft_examples(cfg, int(manifest["seed"]))
     made = examples_hash(rows, cfg.sft.revision_share)
     if manifest.get("data_hash") and made != manifest["data_hash"]:
         raise ConfigError(f"rl.prompts=unseen: the SFT examples re-made from {path} (seed {manifest['seed']}) hash to "
-                         f"{made}, but the trunk trained on {manifest['data_hash']}: the task code changed since; "
-                         "re-make the trunk or set rl.prompts=pool")
+                          f"{made}, but the trunk trained on {manifest['data_hash']}: the task code changed since; "
+                          "re-make the trunk or set rl.prompts=pool")
     task = task_of(cfg.task)
     return {task.key(r) for r in rows.to_list()}
 
