@@ -40,7 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     task = cfg.task
     stages = [(f"{args.config} (pretrain)", stage_config(cfg))] if cfg.pretrain.steps else []
     if cfg.model.name in shipped.SHIPPED:
-        stages.append((f"{cfg.model.name} (its config.yaml)", load_config(shipped.SHIPPED[cfg.model.name] / "config.yaml")))
+        recorded = load_config(shipped.SHIPPED[cfg.model.name] / "config.yaml")
+        stages.append((f"{cfg.model.name} (its config.yaml)", recorded))
     for path in args.stage:
         st = load_config(path)
         stages.append((path, stage_config(st) if st.pretrain.steps else st))
@@ -61,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     from raysweep.tasks.protocol import task_of
 
     T = task_of(task)
-    parts = {f"RL prompts (rl.prompts=pool), seed {cfg.rl.seed}": share(rl_dataset(task, cfg.rl.num_prompts, cfg.rl.seed))}
+    pool = rl_dataset(task, cfg.rl.num_prompts, cfg.rl.seed)
+    parts = {f"RL prompts (rl.prompts=pool), seed {cfg.rl.seed}": share(pool)}
     for s in cfg.sft.seeds:
         sft = sft_dataset(task, cfg.sft.num_examples, s)
         parts[f"SFT examples, seed {s}"] = share(sft)
@@ -77,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
              "| pre-training stage | examples | distinct problems |", "|---|---:|---:|"]
     lines += [f"| {r['stage']} | {r['examples']:,} | {r['problems']:,} |" for r in stage_rows]
     lines += ["", f"All stages: {len(seen):,} distinct problems.", "",
-              "| data | rows | distinct problems | of them pre-trained | rows pre-trained |", "|---|---:|---:|---:|---:|"]
+              "| data | rows | distinct problems | of them pre-trained | rows pre-trained |",
+              "|---|---:|---:|---:|---:|"]
     lines += [f"| {k} | {v['rows']:,} | {v['distinct']:,} | {v['distinct_pretrained']:,} | {v['rows_pretrained']:.1%} |"
               for k, v in parts.items()]
     text = "\n".join(lines) + "\n"

@@ -30,11 +30,11 @@ def _eval(acc_by_rule, loss=None):
             for rule, acc in acc_by_rule.items()}
 
 
-def synthetic_sweep(tmp_path):
+def synthetic_sweep(tmp_path, *overrides):
     """A sweep directory as `raysweep run` leaves it (config, cells, trunks with checkpoint evaluations,
     finished RL runs with their final evaluation) over the known surface above; no training."""
     cfg = load_config(None, [f"output_dir={tmp_path}", "model.name=tiny", "sft.seeds=[0, 1]",
-                             f"sft.checkpoints={STEPS}", "rl.grid={learning_rate: [1e-6]}", "rl.max_steps=3"])
+                             f"sft.checkpoints={STEPS}", "rl.grid={learning_rate: [1e-6]}", "rl.max_steps=3", *overrides])
     sdir = tmp_path / "sweeps" / "s"
     sdir.mkdir(parents=True)
     (sdir / "config.yaml").write_text(cfg.to_yaml())
@@ -150,3 +150,25 @@ def test_verdict_shares_average_over_the_trunks_that_have_each_length():
                                {0: {"correct": 3, "wrong_value": 1}}])
     assert got[0] == ({"correct": 0.5, "wrong_cards": 0.375, "wrong_value": 0.125}, 2)
     assert got[10] == ({"correct": 0.5, "wrong_cards": 0.5}, 1)
+
+
+def test_multi_attempt_sweeps_also_report_what_the_first_attempts_got_wrong(tmp_path):
+    from raysweep.boundary.report import verdict_lines
+
+    cfg, sdir = synthetic_sweep(tmp_path, "task.attempts=2")
+    for seed in cfg.sft.seeds:  # each episode: a first attempt with the wrong cards, then the final verdict
+        tdir = T.trunk_dir(tmp_path, lineage(cfg, plan_cells(cfg)[0])["trunk_id"], seed)
+        for step in STEPS:
+            f = T.checkpoint_dir(tdir, step) / "eval.json"
+            ev = json.loads(f.read_text())
+            for rec in ev["ood"]["records"]:
+                rec["attempts"] = [[{"answer": "", "verdict": "wrong_cards"}, {"answer": "", "verdict": v}]
+                                   for v in rec["verdicts"]]
+            T.write_json_atomic(f, ev)
+    a = analyse(sdir)
+    assert a.first_verdicts[(0, "ood")][10] == {"wrong_cards": N}  # the first attempts, not the last
+    assert a.verdicts[(0, "ood")][10]["correct"] == round(OOD_SFT[10] * N)
+    text = "\n".join(verdict_lines(a))
+    assert "## What the first attempts got wrong along SFT" in text
+    first = text.split("## What the first attempts got wrong along SFT")[1]
+    assert "| ood | 10 | 0.000 | 0.000 | 1.000 | 0.000 | 0.000 | 2 |" in first

@@ -61,6 +61,8 @@ class Analysis:
     falls: dict[tuple[int, str], Diff] = field(default_factory=dict)
     # (seed, rule) -> sft_length -> {verdict: count}: what the answers got wrong along the trunk
     verdicts: dict[tuple[int, str], dict[int, dict[str, int]]] = field(default_factory=dict)
+    # the same for the first attempt alone (multi-attempt evaluations: the verdicts above are the last attempt's)
+    first_verdicts: dict[tuple[int, str], dict[int, dict[str, int]]] = field(default_factory=dict)
 
 
 def trunk_curve(tdir: Path, rule: str, records: list[dict] | None = None
@@ -84,6 +86,26 @@ def trunk_verdicts(records: list[dict], rule: str) -> dict[int, dict[str, int]]:
     """Verdict counts of ``rule``'s evaluation at each SFT length, from a trunk's ``results.jsonl`` records."""
     return {r["step"]: dict(r["eval"][rule]["verdicts"]) for r in records
             if r.get("kind") == "checkpoint" and r["eval"].get(rule, {}).get("verdicts")}
+
+
+def first_attempt_verdicts(tdir: Path, rule: str, steps: list[int]) -> dict[int, dict[str, int]]:
+    """Verdict counts of the first attempts of ``rule``'s multi-attempt evaluation at each SFT length in ``steps``,
+    from the checkpoints' ``eval.json`` records (each sample's attempts, in order)."""
+    from raysweep.train import trunk as T
+
+    out: dict[int, dict[str, int]] = {}
+    for step in steps:
+        f = T.checkpoint_dir(tdir, step) / "eval.json"
+        if not f.is_file():
+            continue
+        counts: dict[str, int] = {}
+        for rec in json.loads(f.read_text()).get(rule, {}).get("records", []):
+            for episode in rec.get("attempts") or []:
+                if episode:
+                    counts[episode[0]["verdict"]] = counts.get(episode[0]["verdict"], 0) + 1
+        if counts:
+            out[step] = counts
+    return out
 
 
 def mean_verdict_shares(by_seed: list[dict[int, dict[str, int]]]) -> dict[int, tuple[dict[str, float], int]]:
@@ -130,6 +152,7 @@ def analyse(sweep_dir: str | Path, threshold: float | None = None) -> Analysis:
     jobs = json.loads((sdir / "cells.json").read_text())
     out = Analysis(cfg, threshold)
     rules = list(task_of(cfg.task).eval_sets)
+    attempts = task_of(cfg.task).attempts
     for seed in cfg.sft.seeds:
         tdir = Path(lineage(cfg, Cell(seed, cfg.sft.checkpoints[0]))["trunk_dir"])
         records = list(T.read_results(tdir))  # once per trunk, for every rule's curve and verdicts
@@ -144,11 +167,13 @@ def analyse(sweep_dir: str | Path, threshold: float | None = None) -> Analysis:
             verdicts = trunk_verdicts(records, rule)
             if verdicts:
                 out.verdicts[(seed, rule)] = verdicts
+            first = first_attempt_verdicts(tdir, rule, [c[0] for c in curve]) if attempts > 1 else {}
+            if first:
+                out.first_verdicts[(seed, rule)] = first
             if rule == rules[0]:
                 out.losses[seed] = losses
     per: dict[tuple[tuple, str], dict[int, list[Diff]]] = {}
     per_first: dict[tuple[tuple, str], dict[int, list[Diff]]] = {}
-    attempts = task_of(cfg.task).attempts
     for cell in plan_cells(cfg):
         job = json.loads(Path(jobs[cell.name]).read_text())
         rdir = Path(job["run_dir"])

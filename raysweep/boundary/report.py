@@ -97,21 +97,29 @@ def verdict_lines(a: Analysis) -> list[str]:
     (mean over seeds) and per RL cell (at its SFT checkpoint, then after RL): whether a fall in OOD accuracy
     comes with the training rule's values (the rule ignored), other wrong numbers, or the arithmetic failing,
     and which of them RL changes."""
-    lines: list[str] = []
     task = task_of(a.cfg.task)
     columns, head, note = verdict_columns(task)
     rule_sep = "|---:" * len(columns) + "|"
     others = [r for r in task.eval_sets if r != task.train_name]
-    for rule in others:
-        by_seed = [v for (seed, r), v in sorted(a.verdicts.items()) if r == rule]
-        if not by_seed:
-            continue
-        if not lines:
-            lines += ["", "## What the answers got wrong along SFT (mean over seeds)", "", note, "",
-                      f"| rule | SFT length | {head} | seeds |", "|---|---:" + rule_sep + "---:|"]
-        for step, (shares, k) in mean_verdict_shares(by_seed).items():
-            cols = " | ".join(f"{shares.get(v, 0.0):.3f}" for v in columns)
-            lines.append(f"| {rule} | {step} | {cols} | {k} |")
+
+    def along_sft(table: dict, title: str, note: str) -> list[str]:
+        out: list[str] = []
+        for rule in others:
+            by_seed = [v for (seed, r), v in sorted(table.items()) if r == rule]
+            if not by_seed:
+                continue
+            if not out:
+                out += ["", title, "", note, "", f"| rule | SFT length | {head} | seeds |",
+                        "|---|---:" + rule_sep + "---:|"]
+            for step, (shares, k) in mean_verdict_shares(by_seed).items():
+                cols = " | ".join(f"{shares.get(v, 0.0):.3f}" for v in columns)
+                out.append(f"| {rule} | {step} | {cols} | {k} |")
+        return out
+
+    lines = along_sft(a.verdicts, "## What the answers got wrong along SFT (mean over seeds)", note)
+    lines += along_sft(a.first_verdicts, "## What the first attempts got wrong along SFT (mean over seeds)",
+                       "With several attempts per problem the table above holds each episode's last answer (after "
+                       "the verifier's feedback); this one holds its first, before any feedback.")
     cells = [c for c in a.cells if c.rule in others and c.verdicts_after]
     if cells:
         lines += ["", "## What the answers got wrong after RL (per cell)", "",
