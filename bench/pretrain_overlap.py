@@ -23,11 +23,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def main(argv: list[str] | None = None) -> int:
-    from raysweep import shipped
     from raysweep.config import load_config
     from raysweep.tasks.datasets import eval_dataset, rl_dataset, sft_dataset
-    from raysweep.tasks.generalpoints import deal_varied, problem_of
-    from raysweep.train.pretrain import stage_config
+    from raysweep.tasks.generalpoints import problem_of
+    from raysweep.train.pretrain import pretraining_stages, stage_problems
     from raysweep.train.rl_prompts import rl_prompts
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -38,19 +37,12 @@ def main(argv: list[str] | None = None) -> int:
 
     cfg = load_config(args.config)
     task = cfg.task
-    stages = [(f"{args.config} (pretrain)", stage_config(cfg))] if cfg.pretrain.steps else []
-    if cfg.model.name in shipped.SHIPPED:
-        recorded = load_config(shipped.SHIPPED[cfg.model.name] / "config.yaml")
-        stages.append((f"{cfg.model.name} (its config.yaml)", recorded))
-    for path in args.stage:
-        st = load_config(path)
-        stages.append((path, stage_config(st) if st.pretrain.steps else st))
     seen: set = set()
     stage_rows = []
-    for name, st in stages:
-        probs = [problem_of(h, r, t) for h, r, t in
-                 deal_varied(st.task, st.sft.num_examples, st.sft.seeds[0], "sft")]
-        stage_rows.append({"stage": name, "examples": len(probs), "problems": len(set(probs))})
+    for name, st in pretraining_stages(cfg, tuple(args.stage)):
+        probs = stage_problems(st)
+        stage_rows.append({"stage": f"{args.config} ({name})" if name == "pretrain" else name,
+                           "examples": len(probs), "problems": len(set(probs))})
         seen |= set(probs)
     rule = task.rule(task.train_rule)
 

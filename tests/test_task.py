@@ -105,25 +105,27 @@ def test_shipped_sweeps_never_train_on_an_evaluation_problem(job):
     problem."""
     from pathlib import Path
 
-    from raysweep import shipped
-    from raysweep.train.pretrain import stage_config
+    from raysweep.train.pretrain import pretraining_stages, stage_problems
 
-    cfg = load_config(Path(__file__).parent.parent / "jobs" / job)
+    jobs = Path(__file__).parent.parent / "jobs"
+    cfg = load_config(jobs / job)
     task = cfg.task
     rows = [r for s in cfg.sft.seeds for r in sft_dataset(task, cfg.sft.num_examples, s)]
     rl_seeds = cfg.rl.grid.get("seed", [cfg.rl.seed])
     rows += [r for s in rl_seeds for r in rl_dataset(task, cfg.rl.num_prompts, s)]
     trained = {problem_of(r["cards"], task.rule(r["rule"]), r["target"]) for r in rows}
-    stages = [stage_config(cfg)] if cfg.pretrain.steps else []
-    if cfg.model.name in shipped.SHIPPED:  # a shipped base: the stage it was pre-trained by, as it recorded it
-        stages.append(load_config(shipped.SHIPPED[cfg.model.name] / "config.yaml"))
-        assert stages[-1].task.split_seed == task.split_seed and stages[-1].task.eval_fraction == task.eval_fraction
-    if cfg.model.name == "analogue-base":  # and the stage its own model came from (jobs/analogue-base.yaml's 1st command)
-        assert stages[-1].model.name == "outputs/bases/analogue-stage1"
-        stages.append(stage_config(load_config(Path(__file__).parent.parent / "jobs" / "analogue-stage1.yaml")))
-    for stage in stages:
-        trained |= {problem_of(h, rule, t) for h, rule, t in
-                    deal_varied(stage.task, stage.sft.num_examples, stage.sft.seeds[0], "sft")}
+    # the config's stage, the stage a shipped base recorded, and for analogue-base the stage its own model came
+    # from (jobs/analogue-base.yaml's first command)
+    earlier = (jobs / "analogue-stage1.yaml",) if cfg.model.name == "analogue-base" else ()
+    stages = dict(pretraining_stages(cfg, earlier))
+    recorded = stages.get(f"{cfg.model.name} (its config.yaml)")  # a shipped base's stage, as it recorded it
+    if recorded is not None:
+        assert recorded.task.split_seed == task.split_seed and recorded.task.eval_fraction == task.eval_fraction
+    if cfg.model.name == "analogue-base":
+        assert recorded.model.name == "outputs/bases/analogue-stage1"
+    assert len(stages) == (cfg.pretrain.steps > 0) + 2 * (cfg.model.name == "analogue-base")
+    for stage in stages.values():
+        trained |= set(stage_problems(stage))
     for rule in task.eval_rules:
         ev = eval_dataset(task, rule, cfg.eval.n, cfg.eval.seed)
         own = [problem_of(c, task.rule(rule), t) for c, t in zip(ev["cards"], ev["target"])]

@@ -88,23 +88,25 @@ def trunk_verdicts(records: list[dict], rule: str) -> dict[int, dict[str, int]]:
             if r.get("kind") == "checkpoint" and r["eval"].get(rule, {}).get("verdicts")}
 
 
-def first_attempt_verdicts(tdir: Path, rule: str, steps: list[int]) -> dict[int, dict[str, int]]:
-    """Verdict counts of the first attempts of ``rule``'s multi-attempt evaluation at each SFT length in ``steps``,
-    from the checkpoints' ``eval.json`` records (each sample's attempts, in order)."""
+def first_attempt_verdicts(tdir: Path, rules: list[str], steps: list[int]) -> dict[str, dict[int, dict[str, int]]]:
+    """Per rule, verdict counts of the first attempts of the multi-attempt evaluation at each SFT length in
+    ``steps``, from the checkpoints' ``eval.json`` records (each sample's attempts, in order; each file read once)."""
     from raysweep.train import trunk as T
 
-    out: dict[int, dict[str, int]] = {}
+    out: dict[str, dict[int, dict[str, int]]] = {}
     for step in steps:
         f = T.checkpoint_dir(tdir, step) / "eval.json"
         if not f.is_file():
             continue
-        counts: dict[str, int] = {}
-        for rec in json.loads(f.read_text()).get(rule, {}).get("records", []):
-            for episode in rec.get("attempts") or []:
-                if episode:
-                    counts[episode[0]["verdict"]] = counts.get(episode[0]["verdict"], 0) + 1
-        if counts:
-            out[step] = counts
+        evaluation = json.loads(f.read_text())
+        for rule in rules:
+            counts: dict[str, int] = {}
+            for rec in evaluation.get(rule, {}).get("records", []):
+                for episode in rec.get("attempts") or []:
+                    if episode:
+                        counts[episode[0]["verdict"]] = counts.get(episode[0]["verdict"], 0) + 1
+            if counts:
+                out.setdefault(rule, {})[step] = counts
     return out
 
 
@@ -167,11 +169,12 @@ def analyse(sweep_dir: str | Path, threshold: float | None = None) -> Analysis:
             verdicts = trunk_verdicts(records, rule)
             if verdicts:
                 out.verdicts[(seed, rule)] = verdicts
-            first = first_attempt_verdicts(tdir, rule, [c[0] for c in curve]) if attempts > 1 else {}
-            if first:
-                out.first_verdicts[(seed, rule)] = first
             if rule == rules[0]:
                 out.losses[seed] = losses
+        if attempts > 1:
+            steps = sorted({c[0] for rule in rules for c in out.curves.get((seed, rule), [])})
+            for rule, by_step in first_attempt_verdicts(tdir, rules, steps).items():
+                out.first_verdicts[(seed, rule)] = by_step
     per: dict[tuple[tuple, str], dict[int, list[Diff]]] = {}
     per_first: dict[tuple[tuple, str], dict[int, list[Diff]]] = {}
     for cell in plan_cells(cfg):

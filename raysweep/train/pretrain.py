@@ -104,3 +104,30 @@ def export_base(cfg: RaysweepConfig, base: Path, dest: Path, made_by: str) -> Pa
     manifest = T.read_manifest(base)
     return shipped.export(base, dest, made_by=made_by, config_yaml=yaml.safe_dump(config, sort_keys=False),
                           evals=evals, parameters=parameters, trunk_id=manifest["trunk_id"], step=manifest["step"])
+
+
+def pretraining_stages(cfg: RaysweepConfig, earlier: tuple[str | Path, ...] = ()) -> list[tuple[str, RaysweepConfig]]:
+    """(name, stage config) of every pre-training stage a sweep's base went through: the config's own ``pretrain``
+    stage, the stage a shipped base (``model.name``) recorded in its ``config.yaml``, and each config in ``earlier``
+    (the stages before that of a base made in several, e.g. ``jobs/analogue-stage1.yaml``; a config with a
+    ``pretrain`` section counts as its stage)."""
+    from raysweep import shipped
+    from raysweep.config import load_config
+
+    stages = [("pretrain", stage_config(cfg))] if cfg.pretrain.steps else []
+    if cfg.model.name in shipped.SHIPPED:
+        stages.append((f"{cfg.model.name} (its config.yaml)",
+                       load_config(shipped.SHIPPED[cfg.model.name] / "config.yaml")))
+    for path in earlier:
+        st = load_config(path)
+        stages.append((str(path), stage_config(st) if st.pretrain.steps else st))
+    return stages
+
+
+def stage_problems(stage: RaysweepConfig) -> list:
+    """The problem (values under the example's own rule, target) of every example of a GeneralPoints pre-training
+    stage, in order."""
+    from raysweep.tasks.generalpoints import deal_varied, problem_of
+
+    return [problem_of(h, rule, t) for h, rule, t in
+            deal_varied(stage.task, stage.sft.num_examples, stage.sft.seeds[0], "sft")]

@@ -119,15 +119,17 @@ def plan_job(cfg: RaysweepConfig, parent_run_id: str | None = None) -> dict:
         from raysweep.train.rl_worker import budgets
 
         budgets(cfg, load_tokenizer(str(start.path)))
+    exclude: list[str] = []
     if cfg.rl.prompts == "unseen":  # a start whose SFT examples cannot be re-made: refused before any work
         from raysweep.train.rl_prompts import trunk_sft_problems
 
-        trunk_sft_problems(start.manifest)
+        exclude = sorted(trunk_sft_problems(start.manifest))
     rid = run_id(cfg, start)
     return {"config": json.loads(for_workers(cfg).model_dump_json()), "run_id": rid,
             "run_dir": str(run_dir(cfg, rid)), "start_path": str(start.path), "start_spec": start.spec,
             "start_manifest": start.manifest, "start_identity": start.identity(), "start": start.describe(),
-            "trunk_run_id": _trunk_run_id(start), "parent_run_id": parent_run_id}
+            "trunk_run_id": _trunk_run_id(start), "parent_run_id": parent_run_id,
+            "exclude_problems": exclude}  # rl.prompts=unseen: the start trunk's SFT problems
 
 
 def write_job(job: dict, cfg: RaysweepConfig) -> Path:

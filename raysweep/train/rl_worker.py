@@ -203,11 +203,11 @@ def rl_worker(job: dict) -> dict | None:
     from raysweep.models import load_tokenizer
     from raysweep.tasks.protocol import task_of
     from raysweep.train.rewards import VerifierReward
-    from raysweep.train.rl_prompts import rl_prompts, trunk_sft_problems
+    from raysweep.train.rl_prompts import rl_prompts
 
     tokenizer = load_tokenizer(job["start_path"])
     task = task_of(cfg.task)
-    seen = trunk_sft_problems(job.get("start_manifest")) if rl.prompts == "unseen" else set()
+    seen = set(job.get("exclude_problems") or ())  # rl.prompts=unseen: planned with the job (rl.plan_job)
     dataset = rl_prompts(task, rl.num_prompts, rl.seed, seen)  # the prompts and the columns the scorer reads
     answer_tokens, budget = budgets(cfg, tokenizer)
     resume = T.latest_trainer_checkpoint(rdir)
