@@ -5,8 +5,9 @@ answered from memory, so an RL pool made of them trains recall, not the computat
 
     python bench/pretrain_overlap.py jobs/reproduce-cpu.yaml [--stage CONFIG ...] [--out bench/results/pretrain_overlap]
 
-The stages: the config's own ``pretrain`` stage, the stage a shipped base (``model.name``) recorded in its
-``config.yaml``, and every ``--stage CONFIG`` (for a base made in several stages: ``jobs/analogue-stage1.yaml``).
+The stages: the config's own ``pretrain`` stage, the stage an exported base (``model.name``) recorded in its
+``config.yaml`` and the stages its manifest lists before it, and every ``--stage CONFIG`` (for a base exported
+before manifests listed them: ``jobs/analogue-stage1.yaml`` behind ``analogue-base``).
 GeneralPoints configs only (their problems are card values and a target). Pure dataset building: no model is
 loaded.
 """

@@ -5,8 +5,9 @@ the command and config that made it, its parameter count and its own ID/OOD eval
 whenever a model spec resolves to such a directory, so a truncated copy, a Git LFS pointer in place of the
 weights, or weights edited by hand fail at load with the file named and the command that re-makes it.
 
-The built-in spec ``analogue-base`` is the one under ``raysweep/bases/analogue-base``, made from
-jobs/analogue-base.yaml (the exact command is in its manifest).
+The built-in specs ``analogue-base`` and ``analogue-revise`` are the ones under ``raysweep/bases/``, made from
+jobs/analogue-base.yaml and jobs/analogue-revise.yaml (the exact commands are in their manifests; a base exported
+from an exported base lists the stages before it, ``earlier_stages``).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ MANIFEST = "raysweep-base.json"
 # what a model directory needs to load (training_args.bin, eval.json and the trunk's manifest stay behind)
 MODEL_FILES = ("config.json", "generation_config.json", "model.safetensors", "tokenizer.json",
                "tokenizer_config.json", "chat_template.jinja", "special_tokens_map.json")
-SHIPPED = {"analogue-base": Path(__file__).parent / "bases" / "analogue-base"}
+SHIPPED = {name: Path(__file__).parent / "bases" / name for name in ("analogue-base", "analogue-revise")}
 
 
 class BaseIdentityError(RuntimeError):
@@ -76,9 +77,22 @@ def verify(directory: Path) -> dict:
     return manifest
 
 
+def earlier_stages(model_dir: Path) -> list[dict]:
+    """The pre-training stages an exported base at ``model_dir`` went through, oldest first: each one's command,
+    trunk id and resolved stage config (YAML), as its manifest lists them, then its own. [] for any other model."""
+    model_dir = Path(model_dir)
+    if not (model_dir / MANIFEST).is_file() or not (model_dir / "config.yaml").is_file():
+        return []
+    own = json.loads((model_dir / MANIFEST).read_text())
+    return [*own.get("earlier_stages", []), {"made_by": own.get("made_by"), "trunk_id": own.get("trunk_id"),
+                                             "config": (model_dir / "config.yaml").read_text()}]
+
+
 def export(checkpoint: Path, dest: Path, *, made_by: str, config_yaml: str, evals: list[dict],
-           parameters: int, trunk_id: str, step: int) -> Path:
-    """Copy a base checkpoint's model files to ``dest`` and write its manifest (last, atomically)."""
+           parameters: int, trunk_id: str, step: int, earlier: list[dict] = ()) -> Path:
+    """Copy a base checkpoint's model files to ``dest`` and write its manifest (last, atomically); ``earlier``: the
+    stages the stage's own start model went through (:func:`earlier_stages`), recorded so the whole chain of
+    pre-training behind a base can be re-made and checked for held-out problems."""
     checkpoint, dest = Path(checkpoint), Path(dest)
     if not (checkpoint / "model.safetensors").is_file():
         raise FileNotFoundError(f"{checkpoint} holds no model.safetensors: it is not a finished checkpoint")
@@ -91,6 +105,8 @@ def export(checkpoint: Path, dest: Path, *, made_by: str, config_yaml: str, eval
     manifest = {"made_by": made_by, "trunk_id": trunk_id, "step": step, "parameters": parameters,
                 "files": file_table(dest), "evals": evals, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ",
                                                                                     time.gmtime())}
+    if earlier:
+        manifest["earlier_stages"] = list(earlier)
     tmp = dest / (MANIFEST + ".tmp")
     tmp.write_text(json.dumps(manifest, indent=1) + "\n")
     tmp.rename(dest / MANIFEST)

@@ -41,7 +41,7 @@ def test_short_prompt_keeps_the_rule_wording_and_puts_the_cards_last():
 def test_fields_added_later_leave_old_ids_alone():
     assert TaskConfig().identity() == TaskConfig().model_dump(mode="json", exclude={"prompt_style", "face_values", "face_tied",
                                                                                           "target_values", "targets", "attempts",
-                                                                                          "feedback"}) | {"split": "problem"}
+                                                                                          "feedback", "rl_fraction"}) | {"split": "problem"}
     assert "prompt_style" in TaskConfig(prompt_style="short").identity()
     assert TaskConfig(face_values=(1, 13)).identity()["face_values"] == [1, 13]
 

@@ -1,5 +1,7 @@
 """Rules, dealing, splits, prompts and datasets of GeneralPoints."""
 
+from pathlib import Path
+
 import pytest
 
 from raysweep.tasks.answers import extract_formula, render_answer
@@ -16,6 +18,8 @@ from raysweep.tasks.generalpoints import (
     eval_problems,
     hand_key,
     in_eval_pool,
+    problem_in_eval,
+    problem_in_rl_pool,
     problem_label,
     problem_of,
     prompt_text,
@@ -23,6 +27,8 @@ from raysweep.tasks.generalpoints import (
 )
 from raysweep.config import ConfigError, load_config
 from raysweep.tasks.solver import is_solvable
+
+JOBS = Path(__file__).parent.parent / "jobs"
 
 
 def test_rules_are_data_and_described_like_the_paper():
@@ -98,34 +104,66 @@ def test_no_training_example_computes_with_an_evaluation_problem_under_any_rule(
     assert not (seen & (ev["id"] | ev["ood"]))
 
 
+def test_a_three_way_split_gives_rl_held_out_problems_no_supervised_example_poses():
+    split = {"num_cards": 3, "targets": (12, 36), "eval_fraction": 0.5}
+    two, three = TaskConfig(**split), TaskConfig(**split, rl_fraction=0.2)
+    rl = _problems(deal_targets(three, "id", 400, 0, "rl"), three, "id")
+    sft = _problems(deal_targets(three, "id", 400, 0, "sft"), three, "id")
+    evals = set(_problems(eval_problems(three, "id", None), three, "id"))
+    assert all(problem_in_rl_pool(p, three) for p in rl) and not any(problem_in_rl_pool(p, three) for p in sft)
+    assert len(set(rl)) > 120 and not set(rl) & evals and not set(sft) & (evals | set(rl))
+    # RL's share is taken out of the held-out half: a base pre-trained on the two-way split never saw one either,
+    # and evaluation keeps the rest of that half (fewer problems, each one still held out)
+    assert all(problem_in_eval(p, two) for p in set(rl) | evals)
+    assert 256 < len(evals) < len(eval_problems(two, "id", None)) and len(eval_problems(three, "ood", None)) > 256
+    # with two pools, RL shares SFT's problems
+    assert set(_problems(deal_targets(two, "id", 400, 0, "rl"), two, "id")) & set(
+        _problems(deal_targets(two, "id", 400, 0, "sft"), two, "id"))
+    # a varied-rule pre-training example never computes with an RL problem (its own values, e.g. J=7 in (J, 7, 2))
+    varied = TaskConfig(**split, rl_fraction=0.2, face_values=(1, 13), target_values=(12, 36))
+    own = {problem_of(h, rule, t) for h, rule, t in deal_varied(varied, 3000, 0, "sft")}
+    assert not own & set(rl) and not any(problem_in_rl_pool(p, varied) for p in own)
+    # only training-rule problems can be RL problems; the share must leave evaluation problems
+    assert not problem_in_rl_pool(((11, 12, 13), 36), three) and not problem_in_rl_pool(rl[0], two)
+    with pytest.raises(ValueError, match=r"rl_fraction \(0.5\) is taken out of task.eval_fraction \(0.5\)"):
+        TaskConfig(**split | {"rl_fraction": 0.5})
+    with pytest.raises(ConfigError, match="pretrain.task.rl_fraction: not settable"):
+        from raysweep.train.pretrain import stage_config
+
+        stage_config(load_config(JOBS / "reproduce-cpu.yaml", ["pretrain.steps=10", "pretrain.task={rl_fraction: 0.1}"]))
+
+
 @pytest.mark.parametrize("job", ["quick.yaml", "reproduce-cpu.yaml"])
 def test_shipped_sweeps_never_train_on_an_evaluation_problem(job):
     """With the dataset builders: no ID evaluation problem is an SFT, RL or pre-training problem (the config's
-    stage or the shipped base's), no OOD evaluation hand's ID twin is trained, and no evaluation set repeats a
-    problem."""
-    from pathlib import Path
-
+    stage or every stage behind the shipped base), no OOD evaluation hand's ID twin is trained, and no evaluation set
+    repeats a problem; with a three-way split (task.rl_fraction), every RL prompt poses an RL problem and no SFT or
+    pre-training example does."""
     from raysweep.train.pretrain import pretraining_stages, stage_problems
 
-    jobs = Path(__file__).parent.parent / "jobs"
-    cfg = load_config(jobs / job)
+    cfg = load_config(JOBS / job)
     task = cfg.task
     rows = [r for s in cfg.sft.seeds for r in sft_dataset(task, cfg.sft.num_examples, s)]
     rl_seeds = cfg.rl.grid.get("seed", [cfg.rl.seed])
-    rows += [r for s in rl_seeds for r in rl_dataset(task, cfg.rl.num_prompts, s)]
+    rl_rows = [r for s in rl_seeds for r in rl_dataset(task, cfg.rl.num_prompts, s)]
     trained = {problem_of(r["cards"], task.rule(r["rule"]), r["target"]) for r in rows}
-    # the config's stage, the stage a shipped base recorded, and for analogue-base the stage its own model came
-    # from (jobs/analogue-base.yaml's first command)
-    earlier = (jobs / "analogue-stage1.yaml",) if cfg.model.name == "analogue-base" else ()
+    # the config's stage and every stage behind its base, as the base's manifest lists them; analogue-base's
+    # predates that list, so its first stage is named here (jobs/analogue-base.yaml's first command)
+    earlier = (JOBS / "analogue-stage1.yaml",) if cfg.model.name in ("analogue-base", "analogue-revise") else ()
     stages = dict(pretraining_stages(cfg, earlier))
     recorded = stages.get(f"{cfg.model.name} (its config.yaml)")  # a shipped base's stage, as it recorded it
-    if recorded is not None:
-        assert recorded.task.split_seed == task.split_seed and recorded.task.eval_fraction == task.eval_fraction
+    for stage in stages.values():  # the same held-out share (which the sweep may split into evaluation and RL)
+        assert (stage.task.split_seed, stage.task.eval_fraction) == (task.split_seed, task.eval_fraction)
     if cfg.model.name == "analogue-base":
         assert recorded.model.name == "outputs/bases/analogue-stage1"
-    assert len(stages) == (cfg.pretrain.steps > 0) + 2 * (cfg.model.name == "analogue-base")
+    assert len(stages) == (cfg.pretrain.steps > 0) + {"analogue-base": 2, "analogue-revise": 3}.get(cfg.model.name, 0)
     for stage in stages.values():
         trained |= set(stage_problems(stage))
+    rl_problems = {problem_of(r["cards"], task.rule(r["rule"]), r["target"]) for r in rl_rows}
+    if task.rl_fraction:
+        assert all(problem_in_rl_pool(p, task) for p in rl_problems) and not trained & rl_problems
+        assert not any(problem_in_rl_pool(p, task) for p in trained)
+    trained |= rl_problems
     for rule in task.eval_rules:
         ev = eval_dataset(task, rule, cfg.eval.n, cfg.eval.seed)
         own = [problem_of(c, task.rule(rule), t) for c, t in zip(ev["cards"], ev["target"])]

@@ -99,8 +99,8 @@ def sft_dataset(cfg: TaskConfig, n: int, seed: int, expert: ExpertPolicy = "rand
 
 
 def rl_dataset(cfg: TaskConfig, n: int, seed: int) -> Dataset:
-    """``n`` RL prompts under the training rule (training pool), with ``cards``/``rule``/``target`` for the
-    reward."""
+    """``n`` RL prompts under the training rule (training pool; with ``task.rl_fraction``, its RL share only), with
+    ``cards``/``rule``/``target`` for the reward."""
     if cfg.face_values is not None:
         raise ValueError("task.face_values varies the rule of SFT examples only (a pre-training stage); RL prompts "
                          "use task.train_rule: unset task.face_values for RL")

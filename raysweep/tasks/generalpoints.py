@@ -9,7 +9,8 @@ test the new rule and not memory.
 
 The unit of the train/eval split is the *problem*: the multiset of card values under a rule, and the
 target. Every training-rule problem falls, by a seeded hash, in the evaluation pool (fraction
-``eval_fraction``) or the training pool, and a hand of any rule is an evaluation hand when its
+``eval_fraction``) or the training pool, and with ``rl_fraction`` a part of the held-out share goes to RL prompts
+instead of evaluation (a three-way split: no SFT or pre-training example computes with an RL problem), and a hand of any rule is an evaluation hand when its
 training-rule problem is in the evaluation pool: (J, 4, 2) in training and (K, 4, 2) in evaluation (the
 same ID problem 2, 4, 10) cannot happen, and an OOD hand is never an ID-trained problem in disguise.
 A training example (the training rule, a configured rule or a varied pre-training rule) is refused when the
@@ -82,7 +83,7 @@ BUILTIN_RULES: dict[str, Rule] = {
 
 Purpose = Literal["sft", "rl", "eval"]
 _LATER_FIELDS = {"prompt_style": "paper", "face_values": None, "face_tied": 0.0, "target_values": None,
-                 "targets": None, "attempts": 1, "feedback": {}}
+                 "targets": None, "attempts": 1, "feedback": {}, "rl_fraction": 0.0}
 """TaskConfig fields added after trunks were first made, with the default that leaves data unchanged."""
 
 
@@ -106,6 +107,12 @@ class TaskConfig(BaseModel):
                                            "'Numbers: K=13, 9=9': the paper's JSON cards-then-numbers in two short lines).")
     eval_fraction: float = Field(0.25, gt=0.0, lt=1.0, description="Share of hand multisets kept for evaluation only.")
     split_seed: int = Field(0, description="Seed of the train/eval split of hand multisets.")
+    rl_fraction: float = Field(
+        0.0, ge=0.0, lt=1.0, description="Share of training-rule problems given to RL out of the held-out share "
+        "(eval_fraction): a three-way split. No SFT or pre-training example computes with an RL problem (nor with an "
+        "evaluation problem), RL prompts pose only RL problems, and evaluation keeps eval_fraction - rl_fraction; so "
+        "RL practises problems the model was never shown an answer to, and a base pre-trained with rl_fraction 0 at "
+        "the same eval_fraction never saw one either. 0: RL shares the training pool with SFT.")
     reward: Literal["binary", "paper"] = Field("binary", description="binary (1/0) or the paper's +5/-1/-2/-3 scale.")
     prompt_style: Literal["paper", "short"] = Field(
         "paper", description="'paper': the paper's full task description; 'short': one line of rule and target, "
@@ -205,6 +212,10 @@ class TaskConfig(BaseModel):
         if self.target_values is not None and self.face_values is None:
             raise ValueError("task.target_values varies the target of varied-rule examples only: set task.face_values "
                              "too (a pre-training stage), or unset target_values")
+        if self.rl_fraction >= self.eval_fraction:
+            raise ValueError(f"task.rl_fraction ({self.rl_fraction}) is taken out of task.eval_fraction "
+                             f"({self.eval_fraction}) and must leave evaluation problems: lower rl_fraction or raise "
+                             "eval_fraction")
         if self.answer_format not in ANSWER_FORMATS:
             raise ValueError(f"task.answer_format must be one of {ANSWER_FORMATS}")
         return self
@@ -367,10 +378,32 @@ def problem_label(problem: Problem) -> str:
     return f"{','.join(str(v) for v in problem[0])}={problem[1]}"
 
 
-def problem_in_eval(problem: Problem, cfg: TaskConfig) -> bool:
-    """Whether this problem is reserved for evaluation (seeded hash of the problem; same on every machine)."""
+def _split_point(problem: Problem, cfg: TaskConfig) -> float:
+    # a seeded hash of the problem in [0, 1): the same on every machine
     digest = hashlib.sha256(f"{cfg.split_seed}:{SPLIT}:{problem_label(problem)}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2**64 < cfg.eval_fraction
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def problem_in_eval(problem: Problem, cfg: TaskConfig) -> bool:
+    """Whether this problem is reserved for evaluation (seeded hash of the problem; same on every machine): the
+    held-out share ``eval_fraction`` less the part given to RL (``rl_fraction``)."""
+    return _split_point(problem, cfg) < cfg.eval_fraction - cfg.rl_fraction
+
+
+def problem_in_rl_pool(problem: Problem, cfg: TaskConfig) -> bool:
+    """Whether this problem is kept for RL only (``task.rl_fraction``): a training-rule problem (its values are
+    values the training rule gives) whose hash falls in the last ``rl_fraction`` of the held-out share. Never an
+    evaluation problem, never a supervised one."""
+    if not cfg.rl_fraction:
+        return False
+    if not set(problem[0]) <= _train_values(cfg):
+        return False
+    return cfg.eval_fraction - cfg.rl_fraction <= _split_point(problem, cfg) < cfg.eval_fraction
+
+
+def _train_values(cfg: TaskConfig) -> set[int]:
+    train = cfg.rule(cfg.train_rule)
+    return {train.value(r) for r in cfg.ranks}
 
 
 def in_eval_pool(hand: Sequence[str], cfg: TaskConfig, target: int | None = None) -> bool:
@@ -401,14 +434,18 @@ def _is_eval_problem(problem: Problem, rule_name: str, cfg_json: str) -> bool:
     return False
 
 
-def admitted(hand: Sequence[str], rule: Rule, target: int, cfg: TaskConfig, evaluation: bool) -> bool:
+def admitted(hand: Sequence[str], rule: Rule, target: int, cfg: TaskConfig, evaluation: bool,
+             rl: bool = False) -> bool:
     """Whether a hand may be an evaluation hand (``evaluation``: its training-rule problem is an evaluation
     problem) or a training example under ``rule`` (a built-in, a configured or a varied rule): the problem it
-    makes the model compute with is no evaluated rule's evaluation problem."""
+    makes the model compute with is no evaluated rule's evaluation problem. With ``task.rl_fraction``, an RL prompt
+    (``rl``) must pose a problem kept for RL, and any other training example must not."""
     if evaluation:
         return in_eval_pool(hand, cfg, target)
     p = problem_of(hand, rule, target)
-    return not any(is_eval_problem(p, r, cfg) for r in dict.fromkeys((cfg.train_rule, *cfg.eval_rules)))
+    if any(is_eval_problem(p, r, cfg) for r in dict.fromkeys((cfg.train_rule, *cfg.eval_rules))):
+        return False
+    return not cfg.rl_fraction or problem_in_rl_pool(p, cfg) == rl
 
 
 def _rng(purpose: str, rule: str, seed: int) -> random.Random:
@@ -421,7 +458,8 @@ def deal(
     """Deal ``n`` solvable hands (ordered, as dealt) for ``purpose`` under ``rule_name``, at ``task.target``
     (with ``task.targets`` each hand has its own target: use :func:`deal_targets`).
 
-    ``sft``/``rl`` hands come from the training pool, ``eval`` hands from the evaluation pool (distinct
+    ``sft``/``rl`` hands come from the training pool (with ``task.rl_fraction``, ``rl`` hands from the RL share of
+    the held-out problems instead), ``eval`` hands from the evaluation pool (distinct
     problems, :func:`eval_problems`). Hands for a rule other than the training rule hold at least one
     distinguishing card (for ``ood``: a face card). The same arguments give the same hands everywhere.
     """
@@ -445,7 +483,7 @@ def _targets(cfg: TaskConfig) -> range:
     return range(cfg.target, cfg.target + 1) if cfg.targets is None else range(cfg.targets[0], cfg.targets[1] + 1)
 
 
-POOL_KNOBS = "task.num_cards, task.targets, task.ranks or task.eval_fraction"
+POOL_KNOBS = "task.num_cards, task.targets, task.ranks, task.eval_fraction or task.rl_fraction"
 
 
 def eval_problems(cfg: TaskConfig, rule_name: str, n: int | None, seed: int = 0) -> list[tuple[tuple[str, ...], int]]:
@@ -526,7 +564,7 @@ def deal_targets(
                 f"{rule_name!r}: the training pool is too small. Lower n, or widen {POOL_KNOBS}")
         hand = tuple(rng.sample(deck, cfg.num_cards))
         target = cfg.target if cfg.targets is None else rng.randint(*cfg.targets)
-        if not admitted(hand, rule, target, cfg, evaluation=False):
+        if not admitted(hand, rule, target, cfg, evaluation=False, rl=purpose == "rl"):
             continue
         if need and not need.intersection(hand):
             continue
@@ -574,7 +612,7 @@ def deal_varied(cfg: TaskConfig, n: int, seed: int, purpose: Purpose) -> list[tu
                 continue
         rule = Rule("varied", _rule_values(face))
         hand = tuple(rng.sample(deck, cfg.num_cards))
-        if not admitted(hand, rule, target, cfg, evaluation=purpose == "eval"):
+        if not admitted(hand, rule, target, cfg, evaluation=purpose == "eval", rl=purpose == "rl"):
             continue
         if not is_solvable([rule.value(c) for c in hand], target):
             continue

@@ -23,10 +23,10 @@ def stage_config(cfg: RaysweepConfig) -> RaysweepConfig:
         if key in pre.sft:
             raise ConfigError(f"pretrain.sft.{key}: not settable; the stage has one seed (pretrain.seed) and one "
                               "checkpoint (pretrain.steps)")
-    for key in ("split_seed", "eval_fraction"):
+    for key in ("split_seed", "eval_fraction", "rl_fraction"):
         if key in pre.task:
-            raise ConfigError(f"pretrain.task.{key}: not settable; the stage shares the task's train/eval split, so "
-                              f"no evaluation problem is ever a pre-training problem (set task.{key} instead)")
+            raise ConfigError(f"pretrain.task.{key}: not settable; the stage shares the task's split, so no "
+                              f"evaluation (or RL) problem is ever a pre-training problem (set task.{key} instead)")
     data = cfg.model_dump(mode="json")
     # a varied-rule stage draws its examples' targets from task.target_values; task.targets stays: the stage is
     # evaluated on the task's own evaluation problems
@@ -103,21 +103,32 @@ def export_base(cfg: RaysweepConfig, base: Path, dest: Path, made_by: str) -> Pa
     config = stage_config(cfg).model_dump(mode="json", exclude={"output_dir"})
     manifest = T.read_manifest(base)
     return shipped.export(base, dest, made_by=made_by, config_yaml=yaml.safe_dump(config, sort_keys=False),
-                          evals=evals, parameters=parameters, trunk_id=manifest["trunk_id"], step=manifest["step"])
+                          evals=evals, parameters=parameters, trunk_id=manifest["trunk_id"], step=manifest["step"],
+                          earlier=shipped.earlier_stages(_model_dir(cfg.model.name)))
+
+
+def _model_dir(name: str) -> Path:
+    from raysweep import shipped
+
+    return shipped.SHIPPED.get(name, Path(name).expanduser())
 
 
 def pretraining_stages(cfg: RaysweepConfig, earlier: tuple[str | Path, ...] = ()) -> list[tuple[str, RaysweepConfig]]:
     """(name, stage config) of every pre-training stage a sweep's base went through: the config's own ``pretrain``
-    stage, the stage a shipped base (``model.name``) recorded in its ``config.yaml``, and each config in ``earlier``
-    (the stages before that of a base made in several, e.g. ``jobs/analogue-stage1.yaml``; a config with a
-    ``pretrain`` section counts as its stage)."""
+    stage, the stage an exported base (``model.name``: shipped, or a directory ``raysweep pretrain --export`` wrote)
+    recorded in its ``config.yaml``, the stages before it that its manifest lists (``earlier_stages``, newest
+    first), and each config in ``earlier`` (stages a base exported before manifests listed them went through, e.g.
+    ``jobs/analogue-stage1.yaml`` for ``analogue-base``; a config with a ``pretrain`` section counts as its stage)."""
+    import yaml
+
     from raysweep import shipped
     from raysweep.config import load_config
 
     stages = [("pretrain", stage_config(cfg))] if cfg.pretrain.steps else []
-    if cfg.model.name in shipped.SHIPPED:
-        stages.append((f"{cfg.model.name} (its config.yaml)",
-                       load_config(shipped.SHIPPED[cfg.model.name] / "config.yaml")))
+    chain = shipped.earlier_stages(_model_dir(cfg.model.name))
+    for k, st in enumerate(reversed(chain)):
+        name = f"{cfg.model.name} (its config.yaml)" if k == 0 else f"{cfg.model.name} (stage -{k}: {st['made_by']})"
+        stages.append((name, RaysweepConfig.model_validate(yaml.safe_load(st["config"]))))
     for path in earlier:
         st = load_config(path)
         stages.append((str(path), stage_config(st) if st.pretrain.steps else st))
