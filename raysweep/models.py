@@ -95,10 +95,9 @@ BUILTIN = {
     "analogue-base": "the CPU analogue's pre-trained base (0.8M params), shipped in raysweep/bases/ with a manifest "
                      "checked on load; reads a stated face-card rule (paired answers); made by "
                      "`raysweep pretrain jobs/analogue-base.yaml --export ...`",
-    "analogue-revise": "the base of jobs/reproduce-cpu.yaml (0.8M params, shipped like analogue-base): reads a stated "
-                       "rule and revises from the verifier's feedback; pre-trained on a three-way split (task."
-                       "rl_fraction 0.25: no example computes with an RL problem); jobs/analogue-revise.yaml's header "
-                       "has its three commands",
+    "analogue-revise": "the base of jobs/reproduce-cpu.yaml (0.8M params, shipped like analogue-base): analogue-base "
+                       "trained on with two-attempt revision episodes, so it revises from the verifier's feedback; "
+                       "made by `raysweep pretrain jobs/analogue-revise.yaml --export ...`",
 }
 
 

@@ -9,10 +9,11 @@ test the new rule and not memory.
 
 The unit of the train/eval split is the *problem*: the multiset of card values under a rule, and the
 target. Every training-rule problem falls, by a seeded hash, in the evaluation pool (fraction
-``eval_fraction``) or the training pool, and with ``rl_fraction`` a part of the held-out share goes to RL prompts
-instead of evaluation (a three-way split: no SFT or pre-training example computes with an RL problem), and a hand of any rule is an evaluation hand when its
-training-rule problem is in the evaluation pool: (J, 4, 2) in training and (K, 4, 2) in evaluation (the
-same ID problem 2, 4, 10) cannot happen, and an OOD hand is never an ID-trained problem in disguise.
+``eval_fraction``) or the training pool (with ``rl_fraction``, a part of the held-out share goes to RL prompts
+instead of evaluation: a three-way split, and no SFT or pre-training example computes with an RL problem). A hand
+of any rule is an evaluation hand when its training-rule problem is in the evaluation pool: (J, 4, 2) in training
+and (K, 4, 2) in evaluation (the same ID problem 2, 4, 10) cannot happen, and an OOD hand is never an ID-trained
+problem in disguise.
 A training example (the training rule, a configured rule or a varied pre-training rule) is refused when the
 values and target it makes the model compute with are any evaluated rule's evaluation problem. Evaluation
 sets hold distinct problems under their own rule.
