@@ -165,6 +165,13 @@ def test_multi_attempt_sweeps_also_report_what_the_first_attempts_got_wrong(tmp_
                 rec["attempts"] = [[{"answer": "", "verdict": "wrong_cards"}, {"answer": "", "verdict": v}]
                                    for v in rec["verdicts"]]
             T.write_json_atomic(f, ev)
+    for cell in plan_cells(cfg):  # after RL, every first attempt has the right numbers and a wrong value
+        f = tmp_path / "rl" / cell.name / "evals" / "step-3.json"
+        ev = json.loads(f.read_text())
+        for rec in ev["ood"]["records"]:
+            rec["attempts"] = [[{"answer": "", "verdict": "wrong_value"}, {"answer": "", "verdict": v}]
+                               for v in rec["verdicts"]]
+        T.write_json_atomic(f, ev)
     a = analyse(sdir)
     assert a.first_verdicts[(0, "ood")][10] == {"wrong_cards": N}  # the first attempts, not the last
     assert a.verdicts[(0, "ood")][10]["correct"] == round(OOD_SFT[10] * N)
@@ -172,3 +179,8 @@ def test_multi_attempt_sweeps_also_report_what_the_first_attempts_got_wrong(tmp_
     assert "## What the first attempts got wrong along SFT" in text
     first = text.split("## What the first attempts got wrong along SFT")[1]
     assert "| ood | 10 | 0.000 | 0.000 | 1.000 | 0.000 | 0.000 | 2 |" in first
+    # after RL, per cell: the last answers, then the first attempts before and after
+    cell = plan_cells(cfg)[0].name
+    after = text.split("## What the answers got wrong after RL (per cell)")[1]
+    assert f"| {cell} | ood | before, attempt 1 | 0.000 | 0.000 | 1.000 | 0.000 | 0.000 |" in after
+    assert f"| {cell} | ood | after, attempt 1 | 0.000 | 0.000 | 0.000 | 1.000 | 0.000 |" in after

@@ -56,6 +56,6 @@ def test_the_shipped_bases_verify_and_list_their_stages():
     for name, directory in shipped.SHIPPED.items():
         manifest = shipped.verify(directory)
         assert manifest["parameters"] > 5e5 and (directory / "config.yaml").is_file(), name
-    # analogue-revise was exported from analogue-base (whose own first stage predates the list: jobs/analogue-stage1.yaml)
+    # analogue-revise was exported from analogue-base (whose first stage predates the list: analogue-stage1.yaml)
     chain = shipped.earlier_stages(shipped.SHIPPED["analogue-revise"])
     assert [s["made_by"].split()[2] for s in chain] == ["jobs/analogue-base.yaml", "jobs/analogue-revise.yaml"]

@@ -130,7 +130,8 @@ def test_a_three_way_split_gives_rl_held_out_problems_no_supervised_example_pose
     with pytest.raises(ConfigError, match="pretrain.task.rl_fraction: not settable"):
         from raysweep.train.pretrain import stage_config
 
-        stage_config(load_config(JOBS / "reproduce-cpu.yaml", ["pretrain.steps=10", "pretrain.task={rl_fraction: 0.1}"]))
+        stage_config(load_config(JOBS / "reproduce-cpu.yaml",
+                                 ["pretrain.steps=10", "pretrain.task={rl_fraction: 0.1}"]))
 
 
 @pytest.mark.parametrize("job", ["quick.yaml", "reproduce-cpu.yaml"])

@@ -31,6 +31,8 @@ class CellRecovery:
     verdicts_before: dict[str, int] = field(default_factory=dict)  # verdict counts of the answers, SFT checkpoint
     verdicts_after: dict[str, int] = field(default_factory=dict)  # ... and after RL
     first: Diff | None = None  # with task.attempts > 1: the paired recovery of accuracy at attempt 1
+    first_before: dict[str, int] = field(default_factory=dict)  # with task.attempts > 1: the first attempts' verdicts
+    first_after: dict[str, int] = field(default_factory=dict)
 
     def row(self) -> dict:
         r = {"cell": self.cell.name, **self.cell.params(), "rule": self.rule, "before": self.before,
@@ -100,14 +102,21 @@ def first_attempt_verdicts(tdir: Path, rules: list[str], steps: list[int]) -> di
             continue
         evaluation = json.loads(f.read_text())
         for rule in rules:
-            counts: dict[str, int] = {}
-            for rec in evaluation.get(rule, {}).get("records", []):
-                for episode in rec.get("attempts") or []:
-                    if episode:
-                        counts[episode[0]["verdict"]] = counts.get(episode[0]["verdict"], 0) + 1
+            counts = first_attempt_counts(evaluation.get(rule, {}).get("records", []))
             if counts:
                 out.setdefault(rule, {})[step] = counts
     return out
+
+
+def first_attempt_counts(records: list[dict]) -> dict[str, int]:
+    """Verdict counts of the first attempt of every episode in an evaluation's ``records`` (pure; {} for a
+    single-attempt evaluation, whose records hold no episodes)."""
+    counts: dict[str, int] = {}
+    for rec in records:
+        for episode in rec.get("attempts") or []:
+            if episode:
+                counts[episode[0]["verdict"]] = counts.get(episode[0]["verdict"], 0) + 1
+    return counts
 
 
 def mean_verdict_shares(by_seed: list[dict[int, dict[str, int]]]) -> dict[int, tuple[dict[str, float], int]]:
@@ -195,7 +204,9 @@ def analyse(sweep_dir: str | Path, threshold: float | None = None) -> Analysis:
             out.cells.append(CellRecovery(cell, rule, before, after, d,
                                           ratio(d, before, peak.accuracy) if peak else None,
                                           dict(before_all[rule]["summary"].get("verdicts", {})),
-                                          dict(after_all[rule]["summary"].get("verdicts", {})), first))
+                                          dict(after_all[rule]["summary"].get("verdicts", {})), first,
+                                          first_attempt_counts(before_all[rule]["records"]),
+                                          first_attempt_counts(after_all[rule]["records"])))
             per.setdefault((cell.settings, rule), {}).setdefault(cell.sft_step, []).append(d)
             if first is not None:
                 per_first.setdefault((cell.settings, rule), {}).setdefault(cell.sft_step, []).append(first)

@@ -122,12 +122,17 @@ def verdict_lines(a: Analysis) -> list[str]:
                        "the verifier's feedback); this one holds its first, before any feedback.")
     cells = [c for c in a.cells if c.rule in others and c.verdicts_after]
     if cells:
+        first = any(c.first_after for c in cells)
         lines += ["", "## What the answers got wrong after RL (per cell)", "",
-                  "Verdict shares at the cell's SFT checkpoint (*before*) and after RL (*after*).", "",
+                  "Verdict shares at the cell's SFT checkpoint (*before*) and after RL (*after*)"
+                  + (": each episode's last answer, then (*attempt 1*) its first." if first else "."), "",
                   f"| cell | rule | when | {head} |", "|---|---|---" + rule_sep]
         for c in cells:
             lines.append(f"| {c.cell.name} | {c.rule} | before | {_shares(c.verdicts_before, columns)} |")
             lines.append(f"| {c.cell.name} | {c.rule} | after | {_shares(c.verdicts_after, columns)} |")
+            if c.first_after:
+                lines.append(f"| {c.cell.name} | {c.rule} | before, attempt 1 | {_shares(c.first_before, columns)} |")
+                lines.append(f"| {c.cell.name} | {c.rule} | after, attempt 1 | {_shares(c.first_after, columns)} |")
     return lines
 
 
