@@ -125,7 +125,7 @@ def resolve(spec: str, build: bool = True) -> Path:
         return path
     from raysweep import shipped
 
-    local = shipped.SHIPPED.get(spec, Path(spec).expanduser())
+    local = shipped.local_dir(spec)
     if local.exists():
         if not (local / "config.json").is_file():
             raise ModelError(f"model: {local} exists but holds no config.json; point model at a Hugging Face "

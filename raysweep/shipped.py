@@ -25,6 +25,12 @@ MODEL_FILES = ("config.json", "generation_config.json", "model.safetensors", "to
 SHIPPED = {name: Path(__file__).parent / "bases" / name for name in ("analogue-base", "analogue-revise")}
 
 
+def local_dir(spec: str) -> Path:
+    """The directory a model spec names when it is not built in code: a shipped base, or a path (which may not
+    exist)."""
+    return SHIPPED.get(spec, Path(spec).expanduser())
+
+
 class BaseIdentityError(RuntimeError):
     """A shipped base whose files are not the ones its manifest lists."""
 

@@ -90,17 +90,36 @@ def trunk_verdicts(records: list[dict], rule: str) -> dict[int, dict[str, int]]:
             if r.get("kind") == "checkpoint" and r["eval"].get(rule, {}).get("verdicts")}
 
 
-def first_attempt_verdicts(tdir: Path, rules: list[str], steps: list[int]) -> dict[str, dict[int, dict[str, int]]]:
-    """Per rule, verdict counts of the first attempts of the multi-attempt evaluation at each SFT length in
-    ``steps``, from the checkpoints' ``eval.json`` records (each sample's attempts, in order; each file read once)."""
-    from raysweep.train import trunk as T
+class EvalFiles:
+    """``eval.json`` files read at most once: an analysis asks for a checkpoint's evaluation for its fall, its
+    first attempts and as an RL cell's start."""
 
+    def __init__(self) -> None:
+        self._read: dict[Path, dict | None] = {}
+
+    def __call__(self, path: Path) -> dict | None:
+        """The evaluation in ``path``; None when it is missing."""
+        path = Path(path)
+        if path not in self._read:
+            self._read[path] = json.loads(path.read_text()) if path.is_file() else None
+        return self._read[path]
+
+    def checkpoint(self, tdir: Path, step: int) -> dict | None:
+        from raysweep.train import trunk as T
+
+        return self(T.checkpoint_dir(tdir, step) / "eval.json")
+
+
+def first_attempt_verdicts(tdir: Path, rules: list[str], steps: list[int], evals: EvalFiles | None = None
+                           ) -> dict[str, dict[int, dict[str, int]]]:
+    """Per rule, verdict counts of the first attempts of the multi-attempt evaluation at each SFT length in
+    ``steps``, from the checkpoints' ``eval.json`` records (each sample's attempts, in order)."""
+    evals = evals or EvalFiles()
     out: dict[str, dict[int, dict[str, int]]] = {}
     for step in steps:
-        f = T.checkpoint_dir(tdir, step) / "eval.json"
-        if not f.is_file():
+        evaluation = evals.checkpoint(tdir, step)
+        if evaluation is None:
             continue
-        evaluation = json.loads(f.read_text())
         for rule in rules:
             counts = first_attempt_counts(evaluation.get(rule, {}).get("records", []))
             if counts:
@@ -131,15 +150,12 @@ def mean_verdict_shares(by_seed: list[dict[int, dict[str, int]]]) -> dict[int, t
     return out
 
 
-def trunk_fall(tdir: Path, rule: str, peak_step: int, last_step: int) -> Diff | None:
+def trunk_fall(tdir: Path, rule: str, peak_step: int, last_step: int, evals: EvalFiles | None = None
+               ) -> Diff | None:
     """Accuracy at the trunk's last length minus at its peak, paired by evaluation problem (each
     checkpoint's ``eval.json``); None where either evaluation is missing."""
-    from raysweep.train import trunk as T
-
-    files = [T.checkpoint_dir(tdir, s) / "eval.json" for s in (peak_step, last_step)]
-    if not all(f.is_file() for f in files):
-        return None
-    peak, last = (json.loads(f.read_text()).get(rule) for f in files)
+    evals = evals or EvalFiles()
+    peak, last = ((evals.checkpoint(tdir, s) or {}).get(rule) for s in (peak_step, last_step))
     if not peak or not last:
         return None
     return compare_records(peak["records"], last["records"])
@@ -164,6 +180,7 @@ def analyse(sweep_dir: str | Path, threshold: float | None = None) -> Analysis:
     out = Analysis(cfg, threshold)
     rules = list(task_of(cfg.task).eval_sets)
     attempts = task_of(cfg.task).attempts
+    evals = EvalFiles()
     for seed in cfg.sft.seeds:
         tdir = Path(lineage(cfg, Cell(seed, cfg.sft.checkpoints[0]))["trunk_dir"])
         records = list(T.read_results(tdir))  # once per trunk, for every rule's curve and verdicts
@@ -172,7 +189,7 @@ def analyse(sweep_dir: str | Path, threshold: float | None = None) -> Analysis:
             if curve:
                 out.curves[(seed, rule)] = curve
                 out.peaks[(seed, rule)] = find_peak(curve, losses)
-                fall = trunk_fall(tdir, rule, out.peaks[(seed, rule)].step, curve[-1][0])
+                fall = trunk_fall(tdir, rule, out.peaks[(seed, rule)].step, curve[-1][0], evals)
                 if fall is not None:
                     out.falls[(seed, rule)] = fall
             verdicts = trunk_verdicts(records, rule)
@@ -182,7 +199,7 @@ def analyse(sweep_dir: str | Path, threshold: float | None = None) -> Analysis:
                 out.losses[seed] = losses
         if attempts > 1:
             steps = sorted({c[0] for rule in rules for c in out.curves.get((seed, rule), [])})
-            for rule, by_step in first_attempt_verdicts(tdir, rules, steps).items():
+            for rule, by_step in first_attempt_verdicts(tdir, rules, steps, evals).items():
                 out.first_verdicts[(seed, rule)] = by_step
     per: dict[tuple[tuple, str], dict[int, list[Diff]]] = {}
     per_first: dict[tuple[tuple, str], dict[int, list[Diff]]] = {}
@@ -193,7 +210,10 @@ def analyse(sweep_dir: str | Path, threshold: float | None = None) -> Analysis:
         if not is_finished(rdir) or after_file is None:
             out.missing.append(cell.name)
             continue
-        before_all = json.loads((Path(job["start_path"]) / "eval.json").read_text())
+        before_all = evals(Path(job["start_path"]) / "eval.json")
+        if before_all is None:  # the start checkpoint's evaluation is gone: nothing to compare with
+            out.missing.append(cell.name)
+            continue
         after_all = json.loads(after_file.read_text())
         for rule in rules:
             d = compare_records(before_all[rule]["records"], after_all[rule]["records"])

@@ -104,13 +104,7 @@ def export_base(cfg: RaysweepConfig, base: Path, dest: Path, made_by: str) -> Pa
     manifest = T.read_manifest(base)
     return shipped.export(base, dest, made_by=made_by, config_yaml=yaml.safe_dump(config, sort_keys=False),
                           evals=evals, parameters=parameters, trunk_id=manifest["trunk_id"], step=manifest["step"],
-                          earlier=shipped.earlier_stages(_model_dir(cfg.model.name)))
-
-
-def _model_dir(name: str) -> Path:
-    from raysweep import shipped
-
-    return shipped.SHIPPED.get(name, Path(name).expanduser())
+                          earlier=shipped.earlier_stages(shipped.local_dir(cfg.model.name)))
 
 
 def pretraining_stages(cfg: RaysweepConfig, earlier: tuple[str | Path, ...] = ()) -> list[tuple[str, RaysweepConfig]]:
@@ -125,7 +119,7 @@ def pretraining_stages(cfg: RaysweepConfig, earlier: tuple[str | Path, ...] = ()
     from raysweep.config import load_config
 
     stages = [("pretrain", stage_config(cfg))] if cfg.pretrain.steps else []
-    chain = shipped.earlier_stages(_model_dir(cfg.model.name))
+    chain = shipped.earlier_stages(shipped.local_dir(cfg.model.name))
     for k, st in enumerate(reversed(chain)):
         name = f"{cfg.model.name} (its config.yaml)" if k == 0 else f"{cfg.model.name} (stage -{k}: {st['made_by']})"
         stages.append((name, RaysweepConfig.model_validate(yaml.safe_load(st["config"]))))
