@@ -63,6 +63,17 @@ def barrier() -> None:
         dist.barrier()
 
 
+def broadcast_object(obj):
+    """Rank 0's ``obj`` on every rank (a picklable object; itself in a world of one)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        box = [obj]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+    return obj
+
+
 @contextmanager
 def plain_loading():
     """Load a full, unpartitioned model even while a ZeRO-3 trainer is alive (transformers would otherwise

@@ -19,7 +19,9 @@ import time
 from pathlib import Path
 
 from raysweep.train import trunk as T
-from raysweep.train.distributed import Place, barrier, job_file_main, plain_loading, setup
+from raysweep.eval_reuse import EvalStore, files_digest
+from raysweep.tasks.protocol import task_of
+from raysweep.train.distributed import Place, barrier, broadcast_object, job_file_main, plain_loading, setup
 from raysweep.train.record import StageRecorder, StepClock, config_params, eval_key, eval_summary
 
 
@@ -47,21 +49,38 @@ class _Trunk(StageRecorder):
         barrier()
         cdir = T.checkpoint_dir(self.tdir, step)
         t0 = time.time()
+        sets = list(task_of(self.cfg.task).eval_sets)
+        # step 0 is the base, the same for every seed: its held-out evaluation is made once (raysweep.eval_reuse)
+        store, weights, reused = EvalStore(self.cfg.output_dir, eval_key(self.cfg)), None, {}
+        if self.place.main and step == 0:
+            weights = files_digest(cdir)
+            reused = store.lookup(weights, sets)
+        # every rank evaluates the same sets (evaluation is sharded across them)
+        todo = broadcast_object([s for s in sets if s not in reused])
         with plain_loading():
             model, tok = models.load(str(cdir), device=self.place.device)
-        results = evaluate(model, tok, self.cfg.task, self.cfg.eval, with_loss=True,
-                           rank=self.place.rank, world=self.place.world, extra=self.train_problems)
+        fresh = evaluate(model, tok, self.cfg.task, self.cfg.eval, rules=todo, with_loss=True,
+                         rank=self.place.rank, world=self.place.world, extra=self.train_problems)
         del model
         gc.collect()
         if self.place.main:
+            if weights:
+                store.store(weights, {s: r for s, r in fresh.items() if s in sets}, str(cdir))
+            results = {s: reused[s] if s in reused else fresh[s] for s in sets}
+            results.update((name, r) for name, r in fresh.items() if name not in results)  # its own SFT problems
+            if reused:
+                self.log(f"step {step}: {', '.join(reused)} read from an evaluation of identical weights "
+                         f"({store.root}, weights {weights[:12]})")
             T.write_json_atomic(cdir / "eval.json", {rule: {"summary": r.summary(), "records": r.records}
                                                       for rule, r in results.items()})
-            self.record_eval(step, eval_summary(results), time.time() - t0, kind="checkpoint", path=str(cdir))
+            self.record_eval(step, eval_summary(results), time.time() - t0, kind="checkpoint", path=str(cdir),
+                             reused=sorted(reused))
             manifest = {
                 "seed": self.seed, "step": step, "trunk_id": self.job["trunk_id"], "trunk_dir": str(self.tdir),
                 "base_model": self.cfg.model.name, "base_model_path": self.job["model_path"],
                 "data_hash": data_hash, "config_hash": self.job["trunk_id"], "config_digest": self.cfg.digest(),
                 "eval_key": eval_key(self.cfg), "eval": eval_summary(results), "created": time.time(),
+                "eval_reused": sorted(reused),
             }
             T.write_json_atomic(cdir / "manifest.json", manifest)
         barrier()
