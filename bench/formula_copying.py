@@ -20,6 +20,7 @@ from functools import lru_cache
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 def first_formulas(records: list[dict]) -> list[tuple[str | None, str]]:
@@ -53,39 +54,20 @@ def sft_formulas(tdir: Path, seed: int) -> frozenset[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from raysweep.boundary.analyse import final_eval_file
-    from raysweep.config import load_config
-    from raysweep.sweep.plan import Cell, lineage
-    from raysweep.train import trunk as T
+    from sweep_evals import sweep_evaluations
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("sweep", help="a sweep directory")
     p.add_argument("--out", help="write <out>.md and <out>.json")
     args = p.parse_args(argv)
     sdir = Path(args.sweep)
-    cfg = load_config(sdir / "config.yaml")
+    cfg, evaluations = sweep_evaluations(sdir)
     rules = list(cfg.task.eval_rules)
     rows: list[dict] = []
-    for seed in cfg.sft.seeds:
-        tdir = Path(lineage(cfg, Cell(seed, cfg.sft.checkpoints[0]))["trunk_dir"])
-        known = sft_formulas(tdir, seed)
-        for step in sorted(T.finished_steps(tdir)):
-            f = T.checkpoint_dir(tdir, step) / "eval.json"
-            if f.is_file():
-                ev = json.loads(f.read_text())
-                rows += [{"seed": seed, "when": f"SFT {step}", "rule": r, "sft_formulas": len(known),
-                          **copying(ev[r]["records"], known)} for r in rules if r in ev]
-    cells = json.loads((sdir / "cells.json").read_text()) if (sdir / "cells.json").is_file() else {}
-    for name, job in sorted(cells.items()):
-        job = json.loads(Path(job).read_text())
-        start = job["start_manifest"]
-        f = final_eval_file(Path(job["run_dir"]))
-        if f is None:
-            continue
-        ev = json.loads(f.read_text())
-        seed = start["seed"]
-        known = sft_formulas(Path(start["trunk_dir"]), seed)
-        rows += [{"seed": seed, "when": f"after RL ({name})", "rule": r, "sft_formulas": len(known),
+    for e in evaluations:
+        known = sft_formulas(e.trunk_dir, e.seed)
+        ev = e.read()
+        rows += [{"seed": e.seed, "when": e.when, "rule": r, "sft_formulas": len(known),
                   **copying(ev[r]["records"], known)} for r in rules if r in ev]
     lines = [f"# Formula copying: `{sdir.name}` ({time.strftime('%Y-%m-%d %H:%M')})", "",
              f"Made by `python bench/formula_copying.py {' '.join(argv or sys.argv[1:])}`. First attempts on the "

@@ -62,7 +62,8 @@ def rl_times(rdir: Path, windows: list[tuple[float, float]]) -> dict:
     start = done.get("time", 0.0) - train_s - 2.0
     inside = sum(r.get("eval_seconds", 0.0) for r in evals if start <= r.get("time", 0.0) <= done.get("time", 0.0))
     return {"steps": done.get("max_steps", 0), "earlier_steps": 0, "train_s": max(train_s - inside, 0.0),
-            "eval_s": sum(r.get("eval_seconds", 0.0) for r in evals), "evaluations": len(evals)}
+            "eval_s": sum(r.get("eval_seconds", 0.0) for r in evals), "evaluations": len(evals),
+            "span": [rows[0]["time"], done["time"]] if done else None}
 
 
 def sweep_times(sdir: Path) -> dict:
@@ -81,6 +82,8 @@ def sweep_times(sdir: Path) -> dict:
     jobs = json.loads((sdir / "cells.json").read_text())
     cells = {c.name: rl_times(Path(json.loads(Path(jobs[c.name]).read_text())["run_dir"]), windows) for c in plan_cells(cfg)}
     wall = sum(r["wall_s"] + r.get("report_s", 0.0) + r.get("spectral_s", 0.0) for r in inv)
+    spans = [v["span"] for v in cells.values() if v.get("span")]
+    rl_wall = max(hi for _, hi in spans) - min(lo for lo, _ in spans) if spans else 0.0
     parts = {
         "pre-training (train)": trunks.get("pre-training", {}).get("train_s", 0.0),
         "SFT (train)": sum(v["train_s"] for k, v in trunks.items() if k != "pre-training"),
@@ -93,6 +96,7 @@ def sweep_times(sdir: Path) -> dict:
     parts["orchestration (the rest)"] = max(wall - sum(parts.values()), 0.0)
     _ = lineage  # (cells' run directories come from cells.json, written by the sweep)
     return {"sweep": str(sdir), "model": cfg.model.name, "invocations": len(inv), "wall_s": wall, "parts": parts,
+            "rl_wall_s": rl_wall,
             "trunks": trunks, "cells": cells}
 
 
@@ -106,6 +110,11 @@ def markdown(res: dict) -> str:
     if timed > res["wall_s"]:
         lines += ["", f"The parts sum to {timed / 60:.1f} min, more than the wall time: some ran at the same time "
                       "(concurrent trials), so orchestration cannot be told apart here."]
+    if res.get("rl_wall_s"):
+        cell_s = res["parts"]["RL (train)"] + res["parts"]["RL evaluation"]
+        lines += ["", f"The RL cells ran from the first one's start to the last one's end in {res['rl_wall_s']:.0f} s "
+                      f"of wall time ({res['rl_wall_s'] / 60:.1f} min) for {cell_s:.0f} s of cell time (training and "
+                      "evaluation, summed over cells; start-up not counted)."]
     lines += ["", "Steps trained before the sweep (found finished, by an earlier command) are counted apart, not timed.", "",
               "| stage | steps | found finished | train s | s/step | evaluations | eval s |",
               "|---|---:|---:|---:|---:|---:|---:|"]

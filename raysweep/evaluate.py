@@ -373,8 +373,8 @@ def evaluate(model, tokenizer, task, cfg: EvalConfig, rules: Sequence[str] | Non
              progress: Callable[[str], None] | None = _progress, with_loss: bool = False,
              rank: int = 0, world: int = 1, extra: dict | None = None) -> dict[str, RuleResult]:
     """Evaluate every evaluation set in ``rules`` (``None``: the task's ``eval_sets``, GeneralPoints'
-    ``task.eval_rules``; an empty list: none of them), in order, then each named set of ``extra`` (``{name: dataset}``, scored like training
-    rows: e.g. :func:`train_set`); rank 0 gets the results."""
+    ``task.eval_rules``; an empty list: none of them), in order, then each named set of ``extra``
+    (``{name: dataset}``, scored like training rows: e.g. :func:`train_set`); rank 0 gets the results."""
     T = task_of(task)
     out = {}
     sets = [(r, r, None) for r in (T.eval_sets if rules is None else rules)]
