@@ -27,7 +27,10 @@ def _records(path: Path) -> list[dict]:
 
 
 def _eval_seconds(record: dict) -> float:
-    return sum(e.get("seconds", 0.0) for e in (record.get("eval") or {}).values())
+    """Seconds the record's evaluation took; a set read from an earlier evaluation of the same weights
+    (``reused``: the base's, by another seed's trunk) took none here."""
+    reused = set(record.get("reused") or ())
+    return sum(e.get("seconds", 0.0) for rule, e in (record.get("eval") or {}).items() if rule not in reused)
 
 
 def _inside(t: float, windows: list[tuple[float, float]]) -> bool:
