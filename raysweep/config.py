@@ -91,7 +91,7 @@ class RaysweepConfig(BaseModel):
         if self.task.kind == "generalpoints":
             return self
         if self.sft.revision_share:
-            raise ValueError(f"sft.revision_share: two-attempt revision examples are a GeneralPoints feature (its "
+            raise ValueError(f"sft.revision_share: revision episodes are a GeneralPoints feature (its "
                              f"verifier's feedback); task.kind={self.task.kind!r} has none: leave it at 0")
         if task_of(self.task).attempts != 1:
             raise ValueError(f"task.kind={self.task.kind!r}: multi-attempt episodes are a GeneralPoints feature "

@@ -5,7 +5,7 @@ import random
 import pytest
 
 from raysweep.config import ConfigError, load_config
-from raysweep.tasks.feedback import feedback
+from raysweep.tasks.feedback import feedback, judge
 from raysweep.tasks.generalpoints import TaskConfig, score
 from raysweep.train.episodes import (EpisodeRollout, TurnTemplate, episode_budget, episode_return,
                                      feedback_tokens, longest_feedback, prompt_key)
@@ -259,3 +259,43 @@ def test_revision_share_changes_a_trunk_id_only_when_set(tmp_path):
     assert trunk_id(load_config(None, [*base, "sft.revision_share=0.3"])) != trunk_id(load_config(None, base))
     with pytest.raises(ConfigError, match="sft.revision_share"):
         load_config(None, [*base, "sft.revision_share=1.5"])
+
+
+def test_revision_episodes_of_up_to_n_attempts():
+    from raysweep.tasks.datasets import sft_dataset
+    from raysweep.tasks.generalpoints import Rule, _rule_values
+    from raysweep.tasks.revisions import revision_turns
+
+    task = TaskConfig(num_cards=3, prompt_style="short", face_values=(1, 13), target_values=(6, 40),
+                      targets=(12, 36))
+    two = sft_dataset(task, 200, 0, revision_share=0.5)
+    assert two["revision"] == sft_dataset(task, 200, 0, revision_share=0.5, revision_attempts=2)["revision"]
+    five = sft_dataset(task, 200, 0, revision_share=0.5, revision_attempts=5)
+    assert five["prompt"] == two["prompt"] and five["completion"] == two["completion"]
+    wrong = [len(r) // 2 for r in five["revision"] if r]
+    assert set(wrong) == {1, 2, 3, 4} and all(len(r) // 2 == 1 for r in two["revision"] if r)
+    for turns, hand, target in zip(five["revision"], five["cards"], five["target"], strict=True):
+        assert [t["role"] for t in turns] == ["assistant", "user"] * (len(turns) // 2)
+        answers = [t["content"] for t in turns[::2]]
+        assert len(set(answers)) == len(answers)  # no wrong answer repeats
+        assert all(t["content"].startswith("You failed this trial because ") for t in turns[1::2])
+    # each wrong answer is wrong under the stated rule, and its feedback is the verifier's on it
+    rule = Rule("varied", _rule_values({"J": 5, "Q": 7, "K": 2}))
+    for s in range(20):
+        turns = revision_turns(("J", "4", "3"), rule, 17, "5*4-3", task, random.Random(s), attempts=5)
+        assert 1 <= len(turns) // 2 <= 4
+        for answer, fb in zip(turns[::2], turns[1::2]):
+            assert not score(("J", "4", "3"), answer["content"], rule, 17).correct
+            assert fb["content"] == judge(("J", "4", "3"), answer["content"], rule, 17, task)[1]
+
+
+def test_revision_attempts_change_a_trunk_id_only_when_set(tmp_path):
+    from raysweep.train.sft import config_trunk_id as trunk_id
+
+    base = ["model.name=tiny", f"output_dir={tmp_path}", "sft.revision_share=0.3"]
+    assert "revision_attempts" not in load_config(None, base).sft.identity()
+    assert trunk_id(load_config(None, [*base, "sft.revision_attempts=5"])) != trunk_id(load_config(None, base))
+    with pytest.raises(ConfigError, match="revision_share is 0"):
+        load_config(None, ["model.name=tiny", "sft.revision_attempts=5"])
+    with pytest.raises(ConfigError, match="sft.revision_attempts"):
+        load_config(None, [*base, "sft.revision_attempts=1"])

@@ -254,7 +254,7 @@ def test_bad_data_fails_in_one_line_with_exit_2_before_any_work(tmp_path, capsys
 
 def test_generalpoints_only_features_are_refused_for_files(tmp_path):
     files = _data(tmp_path)
-    with pytest.raises(ConfigError, match="sft.revision_share: two-attempt revision examples are a GeneralPoints"):
+    with pytest.raises(ConfigError, match="sft.revision_share: revision episodes are a GeneralPoints"):
         load_config(None, _cfg(files) + ["sft.revision_share=0.5"])
     with pytest.raises(ConfigError, match="task.attempts: unknown key"):
         load_config(None, _cfg(files) + ["task.attempts=3"])

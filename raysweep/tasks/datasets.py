@@ -65,12 +65,13 @@ def _rows(cfg: TaskConfig, pairs, rule_name: str, rng: random.Random | None, wit
 
 
 def sft_dataset(cfg: TaskConfig, n: int, seed: int, expert: ExpertPolicy = "random", unique: bool = False,
-                revision_share: float = 0.0) -> Dataset:
+                revision_share: float = 0.0, revision_attempts: int = 2) -> Dataset:
     """``n`` SFT examples under the training rule (training pool); with ``task.face_values``, each under
     its own varied rule (the ``rule`` column reads ``varied``, the prompt states the values) and, with
     ``task.target_values``, its own target. With ``revision_share`` > 0 a ``revision`` column holds, for that share
     of the examples (seeded), the turns of a failed first attempt before the expert answer (``[assistant: a
-    plausible wrong answer, user: its feedback]``, :mod:`raysweep.tasks.revisions`), else ``[]``."""
+    plausible wrong answer, user: its feedback]``, up to ``revision_attempts - 1`` such pairs,
+    :mod:`raysweep.tasks.revisions`), else ``[]``."""
     rng = random.Random(f"raysweep:expert:{seed}") if expert == "random" else None
     if cfg.face_values is not None:
         cols: dict[str, list] = {"prompt": [], "cards": [], "rule": [], "target": [], "completion": [], "formula": []}
@@ -93,7 +94,8 @@ def sft_dataset(cfg: TaskConfig, n: int, seed: int, expert: ExpertPolicy = "rand
 
         pick = random.Random(f"raysweep:revision:{seed}")
         cols["revision"] = [
-            revision_turns(tuple(c), rule, t, f, cfg, pick) if pick.random() < revision_share else []
+            revision_turns(tuple(c), rule, t, f, cfg, pick, revision_attempts) if pick.random() < revision_share
+            else []
             for c, rule, t, f in zip(cols["cards"], rules, cols["target"], cols["formula"], strict=True)]
     return Dataset.from_dict(cols)
 

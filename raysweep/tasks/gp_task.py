@@ -34,10 +34,11 @@ class GeneralPointsTask(Task):
         return self.config.attempts
 
     def sft_dataset(self, n: int, seed: int, expert: str = "random", unique: bool = False,
-                    revision_share: float = 0.0):
+                    revision_share: float = 0.0, revision_attempts: int = 2):
         from raysweep.tasks.datasets import sft_dataset
 
-        return sft_dataset(self.config, n, seed, expert, unique=unique, revision_share=revision_share)
+        return sft_dataset(self.config, n, seed, expert, unique=unique, revision_share=revision_share,
+                           revision_attempts=revision_attempts)
 
     def rl_dataset(self, n: int, seed: int):
         from raysweep.tasks.datasets import rl_dataset

@@ -1,5 +1,6 @@
-"""Two-attempt expert episodes for SFT (``sft.revision_share``): a plausible wrong first answer, the verifier's
-feedback on it (as the model would get it under ``task.attempts`` > 1), then the expert answer (pure).
+"""Revision episodes for SFT (``sft.revision_share``): a plausible wrong first answer, the verifier's feedback on it
+(as the model would get it under ``task.attempts`` > 1), with ``sft.revision_attempts`` > 2 more wrong answers and
+their feedback, then the expert answer (pure).
 
 The wrong first answers are the failures the feedback is about, drawn uniformly among those that apply to the hand:
 
@@ -84,11 +85,22 @@ def wrong_attempt(hand: Sequence[str], rule: Rule, target: int, formula: str, cf
 
 
 def revision_turns(hand: Sequence[str], rule: Rule, target: int, formula: str, cfg: TaskConfig,
-                   rng: random.Random) -> list[dict]:
-    """The turns before the expert answer of a two-attempt episode: ``[assistant: wrong answer, user: feedback]``
-    (empty when no wrong answer could be made)."""
-    made = wrong_attempt(hand, rule, target, formula, cfg, rng)
-    if made is None:
-        return []
-    _, text, message = made
-    return [{"role": "assistant", "content": text}, {"role": "user", "content": message}]
+                   rng: random.Random, attempts: int = 2) -> list[dict]:
+    """The turns before the expert answer of a revision episode of up to ``attempts`` attempts: between 1 and
+    ``attempts - 1`` wrong answers (uniform; 1 with the default 2), each followed by its feedback,
+    ``[assistant: wrong answer, user: feedback, ...]``; no wrong answer repeats an earlier one (fewer are kept when
+    no new one can be made), and the list is empty when none could be made."""
+    wanted = 1 if attempts <= 2 else rng.randint(1, attempts - 1)  # the default draws nothing more from rng
+    turns: list[dict] = []
+    seen: set[str] = set()
+    for _ in range(wanted):
+        for _try in range(4):
+            made = wrong_attempt(hand, rule, target, formula, cfg, rng)
+            if made is None or made[1] not in seen:
+                break
+        if made is None or made[1] in seen:
+            break
+        _, text, message = made
+        seen.add(text)
+        turns += [{"role": "assistant", "content": text}, {"role": "user", "content": message}]
+    return turns

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from raysweep.train.workers_config import WorkersConfig
 
@@ -39,6 +39,10 @@ class SFTConfig(WorkersConfig):
         "wrong first answer, the verifier's feedback on it, then the expert answer, with the loss on the expert "
         "answer only (raysweep.tasks.revisions). A pre-training stage's way to a base that can revise from "
         "feedback (task.attempts > 1); 0: single-turn expert answers (the paper's SFT).")
+    revision_attempts: int = Field(
+        2, ge=2, le=16, description="Most attempts in a revision episode (sft.revision_share): each has between 1 and "
+        "revision_attempts - 1 wrong answers (uniform), each followed by the verifier's feedback, then the expert "
+        "answer. 2: one wrong answer (two-attempt episodes); the paper's protocol evaluates up to 5 attempts.")
     gradient_checkpointing: bool = Field(False, description="Recompute activations (saves memory, costs time).")
     logging_steps: int = Field(1, ge=1, description="Train-loss logging interval (steps).")
 
@@ -70,6 +74,14 @@ class SFTConfig(WorkersConfig):
             raise ValueError("give at least one seed, without repeats")
         return v
 
+    @model_validator(mode="after")
+    def _revision_attempts_need_episodes(self):
+        if self.revision_attempts != 2 and not self.revision_share:
+            raise ValueError(f"revision_attempts={self.revision_attempts} sets the length of revision episodes, but "
+                             "revision_share is 0 (there are none): set revision_share > 0, or leave "
+                             "revision_attempts at 2")
+        return self
+
     @property
     def max_steps(self) -> int:
         return max(self.checkpoints)
@@ -80,4 +92,6 @@ class SFTConfig(WorkersConfig):
         out = self.model_dump(mode="json", exclude={"seeds", "checkpoints", "logging_steps"})
         if out.get("revision_share") == 0.0:
             del out["revision_share"]
+        if out.get("revision_attempts") == 2:
+            del out["revision_attempts"]
         return out

@@ -14,7 +14,8 @@ def sft_examples(cfg: Any, seed: int) -> Any:
     from raysweep.tasks.protocol import task_of
 
     task = task_of(cfg.task)
-    own = {"expert": cfg.sft.expert, "revision_share": cfg.sft.revision_share} if task.kind == "generalpoints" else {}
+    own = {"expert": cfg.sft.expert, "revision_share": cfg.sft.revision_share,
+           "revision_attempts": cfg.sft.revision_attempts} if task.kind == "generalpoints" else {}
     return task.sft_dataset(cfg.sft.num_examples, seed, **own)
 
 

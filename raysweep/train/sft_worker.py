@@ -140,7 +140,7 @@ def sft_worker(job: dict) -> dict | None:
     trunk.train_problems = train_set(cfg.task, cfg.eval, full)
     dataset = full.select_columns(["prompt", "completion"])
     tokenizer = load_tokenizer(job["model_path"])
-    if sft.revision_share:  # two-attempt episodes: tokenized here, the loss on the expert answer only
+    if sft.revision_share:  # revision episodes: tokenized here, the loss on the expert answer only
         from datasets import Dataset
 
         from raysweep.train.turn_masks import tokenize_turns
@@ -148,8 +148,10 @@ def sft_worker(job: dict) -> dict | None:
         rows = [tokenize_turns(tokenizer, p, list(r) + list(c))
                 for p, r, c in zip(full["prompt"], full["revision"], full["completion"])]
         dataset = Dataset.from_dict({k: [row[k] for row in rows] for k in ("input_ids", "completion_mask")})
-        trunk.log(f"{sum(bool(r) for r in full['revision'])} of {len(rows)} examples are two-attempt episodes "
-                  "(sft.revision_share)")
+        wrong = [len(r) // 2 for r in full["revision"] if r]
+        trunk.log(f"{len(wrong)} of {len(rows)} examples are revision episodes (sft.revision_share), with "
+                  f"{min(wrong, default=0)}-{max(wrong, default=0)} wrong answers before the expert's "
+                  "(sft.revision_attempts)")
     _check_lengths(tokenizer, dataset, sft.max_length)  # before any work, not after the step-0 evaluation
     todo = [k for k in sft.checkpoints if k not in T.finished_steps(tdir)]
     if not todo:
