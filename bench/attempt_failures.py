@@ -11,8 +11,6 @@ Reads the checkpoints' and RL runs' ``eval.json`` records (no model is loaded); 
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 import time
 from collections import Counter, defaultdict
@@ -66,14 +64,10 @@ def rows_of(when: str, rule: str, table: dict[int, Counter]) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from sweep_evals import sweep_evaluations
+    from sweep_evals import command_line, write_results
 
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("sweep", help="a sweep directory")
-    p.add_argument("--out", help="write <out>.md and <out>.json")
-    args = p.parse_args(argv)
+    args, cfg, evaluations = command_line(__doc__, argv)
     sdir = Path(args.sweep)
-    cfg, evaluations = sweep_evaluations(sdir)
     rules = list(cfg.task.eval_rules)
     starts = sorted({0, *(cfg.sweep.rl_from or [])})
     groups: dict[tuple[str, str], list] = defaultdict(list)  # (when, rule) -> per-seed tables
@@ -113,11 +107,7 @@ def main(argv: list[str] | None = None) -> int:
               + " | ".join(f"{x['within'].get(k, float('nan')):.3f}" for k in range(1, attempts + 1)) + " |"
               for x in solved]
     text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out + ".md").write_text(text)
-        Path(args.out + ".json").write_text(json.dumps({"by_attempt": rows, "solved": solved}, indent=1) + "\n")
+    write_results(args.out, text, {"by_attempt": rows, "solved": solved})
     return 0
 
 

@@ -12,8 +12,6 @@ config (no model is loaded). GeneralPoints sweeps (formulas extracted by the ver
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 import time
 from functools import lru_cache
@@ -54,14 +52,10 @@ def sft_formulas(tdir: Path, seed: int) -> frozenset[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from sweep_evals import sweep_evaluations
+    from sweep_evals import command_line, write_results
 
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("sweep", help="a sweep directory")
-    p.add_argument("--out", help="write <out>.md and <out>.json")
-    args = p.parse_args(argv)
+    args, cfg, evaluations = command_line(__doc__, argv)
     sdir = Path(args.sweep)
-    cfg, evaluations = sweep_evaluations(sdir)
     rules = list(cfg.task.eval_rules)
     rows: list[dict] = []
     for e in evaluations:
@@ -78,11 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     lines += [f"| {r['seed']} | {r['when']} | {r['rule']} | {r['sft_formulas']} | {r['n']} | {r['copies']} | "
               f"{r['share']:.3f} | {r['copies_correct']} |" for r in rows]
     text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out + ".md").write_text(text)
-        Path(args.out + ".json").write_text(json.dumps(rows, indent=1) + "\n")
+    write_results(args.out, text, rows)
     return 0
 
 

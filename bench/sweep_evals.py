@@ -47,3 +47,23 @@ def sweep_evaluations(sdir: Path, steps=None):
         if f is not None:
             out.append(Evaluation(start["seed"], start["step"], name, Path(start["trunk_dir"]), f))
     return cfg, out
+
+
+def command_line(doc: str, argv: list[str] | None):
+    """The bench scripts' shared arguments (a sweep directory, ``--out``), parsed: (args, config, evaluations)."""
+    import argparse
+
+    p = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    p.add_argument("sweep", help="a sweep directory")
+    p.add_argument("--out", help="write <out>.md and <out>.json")
+    args = p.parse_args(argv)
+    return (args, *sweep_evaluations(Path(args.sweep)))
+
+
+def write_results(out: str | None, text: str, data) -> None:
+    """Print ``text``; with ``--out``, also write it to <out>.md and ``data`` to <out>.json."""
+    print(text)
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out + ".md").write_text(text)
+        Path(out + ".json").write_text(json.dumps(data, indent=1) + "\n")
