@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from functools import lru_cache
 from pathlib import Path
 
 SKIP = frozenset({"manifest.json", "eval.json", "results.jsonl"})
@@ -33,6 +34,7 @@ def files_digest(directory: Path) -> str:
     return h.hexdigest()
 
 
+@lru_cache(maxsize=1)
 def code_digest() -> str:
     """A digest of what computes an evaluation besides the weights and settings: raysweep's evaluation and task
     code, and the torch and transformers versions."""

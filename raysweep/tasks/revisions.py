@@ -94,11 +94,9 @@ def revision_turns(hand: Sequence[str], rule: Rule, target: int, formula: str, c
     turns: list[dict] = []
     seen: set[str] = set()
     for _ in range(wanted):
-        for _try in range(4):
-            made = wrong_attempt(hand, rule, target, formula, cfg, rng)
-            if made is None or made[1] not in seen:
-                break
-        if made is None or made[1] in seen:
+        tries = (wrong_attempt(hand, rule, target, formula, cfg, rng) for _ in range(4))
+        made = next((m for m in tries if m is None or m[1] not in seen), None)  # None: none left, or only repeats
+        if made is None:
             break
         _, text, message = made
         seen.add(text)

@@ -50,11 +50,11 @@ class _Trunk(StageRecorder):
         cdir = T.checkpoint_dir(self.tdir, step)
         t0 = time.time()
         sets = list(task_of(self.cfg.task).eval_sets)
-        # step 0 is the base, the same for every seed: its held-out evaluation is made once (raysweep.eval_reuse)
-        store, weights, reused = EvalStore(self.cfg.output_dir, eval_key(self.cfg)), None, {}
-        if self.place.main and step == 0:
-            weights = files_digest(cdir)
-            reused = store.lookup(weights, sets)
+        # step 0 is the base, the same for every seed: its held-out evaluation is made once (raysweep.eval_reuse);
+        # a trained checkpoint never repeats, so no other step is hashed or looked up
+        store = EvalStore(self.cfg.output_dir, eval_key(self.cfg)) if step == 0 and self.place.main else None
+        weights = files_digest(cdir) if store else None
+        reused = store.lookup(weights, sets) if store else {}
         # every rank evaluates the same sets (evaluation is sharded across them)
         todo = broadcast_object([s for s in sets if s not in reused])
         with plain_loading():
@@ -64,7 +64,7 @@ class _Trunk(StageRecorder):
         del model
         gc.collect()
         if self.place.main:
-            if weights:
+            if store:
                 store.store(weights, {s: r for s, r in fresh.items() if s in sets}, str(cdir))
             results = {s: reused[s] if s in reused else fresh[s] for s in sets}
             results.update((name, r) for name, r in fresh.items() if name not in results)  # its own SFT problems
