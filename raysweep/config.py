@@ -89,7 +89,11 @@ class RaysweepConfig(BaseModel):
     @model_validator(mode="after")
     def _generalpoints_features(self) -> "RaysweepConfig":
         if self.task.kind == "generalpoints":
+            self._check_rl_rules()
             return self
+        if any(self.rl.grid.get("rules", [self.rl.rules])):
+            raise ValueError(f"rl.rules: stated rules are a GeneralPoints feature; task.kind={self.task.kind!r} has "
+                             "none: leave rl.rules out (RL prompts come from the task's rl_dataset)")
         if self.sft.revision_share:
             raise ValueError(f"sft.revision_share: revision episodes are a GeneralPoints feature (its "
                              f"verifier's feedback); task.kind={self.task.kind!r} has none: leave it at 0")
@@ -97,6 +101,24 @@ class RaysweepConfig(BaseModel):
             raise ValueError(f"task.kind={self.task.kind!r}: multi-attempt episodes are a GeneralPoints feature "
                              "(task.attempts); this task's attempts must be 1")
         return self
+
+    def _check_rl_rules(self) -> None:
+        task = self.task
+        evaluated = dict.fromkeys((task.train_rule, *task.eval_rules))
+        for rules in self.rl.grid.get("rules", [self.rl.rules]):
+            for name in rules:
+                if name == "varied":
+                    continue
+                if name in evaluated:
+                    raise ValueError(f"rl.rules: {name!r} is an evaluated rule (the training rule or "
+                                     f"task.eval_rules {list(task.eval_rules)}); RL under stated rules practises "
+                                     "reading on rules no evaluation uses: name others (task.rules) or 'varied'")
+                if name not in task.rules:
+                    raise ValueError(f"rl.rules: unknown rule {name!r}; define it under task.rules (rank -> value), "
+                                     f"or use 'varied'; task.rules has {sorted(task.rules)}")
+                if not task.distinguishing_ranks(task.rule(name)):
+                    raise ValueError(f"rl.rules: {name!r} counts every rank of task.ranks as the training rule does "
+                                     "(nothing to read); give it other face values")
 
     @model_validator(mode="after")
     def _sft_step_is_a_length_of_this_trunk(self) -> "RaysweepConfig":

@@ -2,6 +2,7 @@
 surface): paired recoveries, the peak, the window over seeds."""
 
 import json
+from pathlib import Path
 
 from raysweep.boundary.analyse import analyse, mean_verdict_shares, summary_text
 from raysweep.boundary.report import metric_key, summary_metrics
@@ -184,3 +185,41 @@ def test_multi_attempt_sweeps_also_report_what_the_first_attempts_got_wrong(tmp_
     after = text.split("## What the answers got wrong after RL (per cell)")[1]
     assert f"| {cell} | ood | before, attempt 1 | 0.000 | 0.000 | 1.000 | 0.000 | 0.000 |" in after
     assert f"| {cell} | ood | after, attempt 1 | 0.000 | 0.000 | 0.000 | 1.000 | 0.000 |" in after
+
+
+def test_a_cell_whose_rl_was_too_weak_never_counts_as_not_recovering(tmp_path):
+    """RL update / SFT drift under boundary.min_rl_update: a length that does not recover says nothing, so it closes
+    no edge of the window and finding 2 leaves it out; the report says so in words and per cell."""
+    from raysweep.boundary.findings import one_side_fails, recovers_half
+    from raysweep.boundary.report import write_report
+
+    cfg, sdir = synthetic_sweep(tmp_path)
+    jobs = json.loads((sdir / "cells.json").read_text())
+    ratios = {0: None, 10: 0.5, 20: 0.5, 40: 0.3, 80: 0.04}  # from 80, RL hardly moved the weights
+    for cell in plan_cells(cfg):
+        rdir = json.loads(open(jobs[cell.name]).read())["run_dir"]
+        T.write_json_atomic(Path(rdir) / "update.json", {"ratio": ratios[cell.sft_step], "rl_update": 0.01,
+                                                    "sft_drift": 0.1, "angle_change": -0.5, "angle_rl": 1.0})
+    a = analyse(sdir)
+    key = ((("learning_rate", 1e-6),), "ood")
+    w = a.windows[key]
+    assert w.steps == (20, 40) and w.lower.bracket == (10, 20)  # 10 was tested and does not recover: closed
+    assert not w.upper.closed and w.upper.weak == 80  # 80 was too weak to test: the upper edge stays open
+    assert "upper edge at or after 40 (RL from 80 too weak to test)" in w.describe()
+    assert a.weak[key] == {80} and a.weak[((("learning_rate", 1e-6),), "id")] == {80}
+    c80 = next(c for c in a.cells if c.cell.sft_step == 80 and c.rule == "ood")
+    c0 = next(c for c in a.cells if c.cell.sft_step == 0 and c.rule == "ood")
+    assert c80.too_weak and c80.row()["rl_update_over_sft_drift"] == 0.04 and not c0.too_weak  # 0: from the base
+    assert one_side_fails(a, "ood").verdict == "appeared"  # the lower edge is closed by a tested length
+    assert "too weak to test (not counted): learning_rate=1e-06: SFT 80" in one_side_fails(a, "ood").evidence
+    assert "from SFT length 80 (learning_rate=1e-06), not counted" in recovers_half(a, "ood").evidence
+    write_report(sdir, log_to_mlflow=False)
+    md = (sdir / "report" / "report.md").read_text()
+    assert "RL update / SFT drift" in md and "| 0.04 (too weak to test) | -0.50° |" in md
+    assert "**too weak to test recovery**" in md and "| n/a (from the base) |" in md
+    assert "| ood | learning_rate=1e-06 | 80 | +0.000 (too weak to test) |" in md
+    # with every cell strong enough, the same 80 closes the edge
+    for cell in plan_cells(cfg):
+        rdir = json.loads(open(jobs[cell.name]).read())["run_dir"]
+        T.write_json_atomic(Path(rdir) / "update.json", {"ratio": 0.5})
+    assert analyse(sdir).windows[key].upper.bracket == (40, 80)

@@ -134,6 +134,49 @@ def test_a_three_way_split_gives_rl_held_out_problems_no_supervised_example_pose
                                  ["pretrain.steps=10", "pretrain.task={rl_fraction: 0.1}"]))
 
 
+def test_rl_under_stated_rules_poses_rules_to_read_and_no_evaluation_problem():
+    """rl.rules (the positive control): each prompt states a rule that must be read (a card it values differently
+    from the training rule), never an evaluated rule on the dealt cards, on a training-rule RL problem, and poses no
+    evaluation problem under its own rule; the row's rule name carries the rule to the scorer and the feedback."""
+    from raysweep.tasks.feedback import judge
+    from raysweep.tasks.generalpoints import deal_stated, parse_stated, stated_rule
+
+    cfg = TaskConfig(num_cards=3, targets=(12, 36), eval_fraction=0.5, rl_fraction=0.2,
+                     rules={"perm": {"J": 12, "Q": 13, "K": 11}})
+    dealt = deal_stated(cfg, ["varied", "perm"], 600, 0, face_values=(1, 13))
+    assert dealt == deal_stated(cfg, ["varied", "perm"], 600, 0, face_values=(1, 13))  # seeded
+    assert dealt != deal_stated(cfg, ["varied", "perm"], 600, 1, face_values=(1, 13))
+    assert [r.name == "perm" for _, r, _ in dealt[:4]] == [False, True, False, True]  # in turn
+    train = cfg.rule("id")
+    evaluated = [cfg.rule(r) for r in cfg.eval_rules]
+    evals = {r: set(_problems(eval_problems(cfg, r, None), cfg, r)) for r in cfg.eval_rules}
+    for hand, rule, target in dealt:
+        assert any(rule.value(c) != train.value(c) for c in hand)  # something to read
+        assert not any(all(rule.value(c) == e.value(c) for c in hand) for e in evaluated)  # not the evaluation's rule
+        assert problem_in_rl_pool(problem_of(hand, train, target), cfg)  # the split stays by the training rule
+        own = problem_of(hand, rule, target)
+        assert not any(own in ev for ev in evals.values())
+        assert is_solvable(list(own[0]), target)
+    assert len({r.name for _, r, _ in dealt}) > 100  # varied: a fresh rule per prompt
+    rows = rl_dataset(cfg, 50, 0, rules=("varied",), face_values=(2, 9), face_tied=1.0).to_list()
+    for row in rows:
+        rule = cfg.rule(row["rule"])  # a stated name resolves under any config
+        assert rule == parse_stated(row["rule"]) and len({rule.value(f) for f in FACE_RANKS}) == 1  # tied
+        assert all(2 <= rule.value(f) <= 9 for f in FACE_RANKS) and rule.text() in row["prompt"][0]["content"]
+        values = [rule.value(c) for c in row["cards"]]
+        answer = f"Numbers: x\nFormula: {'+'.join(map(str, values))}"
+        s, message = judge(row["cards"], answer, rule, row["target"], cfg, train)
+        assert s.verdict in ("correct", "wrong_value") and (message is None) == s.correct
+    # an ID answer to a stated rule (J, Q, K as 10) is the rule ignored, and the feedback names the stated values
+    hand, rule, target = next((h, r, t) for h, r, t in dealt if r.name != "perm" and "J" in h and r.value("J") != 10)
+    wrong = f"Formula: {'+'.join(str(train.value(c)) for c in hand)}"
+    s, message = judge(hand, wrong, rule, target, cfg, train)
+    assert s.verdict == "train_rule_values" and str(rule.value("J")) in message
+    assert stated_rule({"J": 4, "K": 2}).name == "stated:J=4,K=2"
+    with pytest.raises(KeyError, match="malformed stated rule"):
+        cfg.rule("stated:J=x")
+
+
 @pytest.mark.parametrize("job", ["quick.yaml", "reproduce-cpu.yaml"])
 def test_shipped_sweeps_never_train_on_an_evaluation_problem(job):
     """With the dataset builders: no ID evaluation problem is an SFT, RL or pre-training problem (the config's

@@ -33,12 +33,28 @@ class CellRecovery:
     first: Diff | None = None  # with task.attempts > 1: the paired recovery of accuracy at attempt 1
     first_before: dict[str, int] = field(default_factory=dict)  # with task.attempts > 1: the first attempts' verdicts
     first_after: dict[str, int] = field(default_factory=dict)
+    update: dict | None = None  # RL update / SFT drift and the angle change (raysweep.spectral.update); None: unknown
+    min_update: float = 0.0  # boundary.min_rl_update
+
+    @property
+    def update_ratio(self) -> float | None:
+        return None if self.update is None else self.update.get("ratio")
+
+    @property
+    def too_weak(self) -> bool:
+        """RL moved the weights too little, against SFT's drift, to test recovery (the cell never counts as "does
+        not recover")."""
+        return self.update_ratio is not None and self.update_ratio < self.min_update
 
     def row(self) -> dict:
         r = {"cell": self.cell.name, **self.cell.params(), "rule": self.rule, "before": self.before,
              "after": self.after, "recovery": self.diff.value, "recovery_low": self.diff.low,
              "recovery_high": self.diff.high, "n": self.diff.n}
         r.update(dict(zip(("ratio", "ratio_low", "ratio_high"), self.ratio or (None, None, None))))
+        u = self.update or {}
+        r.update({"rl_update_over_sft_drift": u.get("ratio"), "rl_update": u.get("rl_update"),
+                  "sft_drift": u.get("sft_drift"), "angle_change_deg": u.get("angle_change"),
+                  "too_weak": self.too_weak})
         if self.first is not None:
             r.update({"recovery_attempt1": self.first.value, "recovery_attempt1_low": self.first.low,
                       "recovery_attempt1_high": self.first.high})
@@ -58,6 +74,8 @@ class Analysis:
     # with task.attempts > 1, the same at attempt 1 (the headline is within every attempt)
     recovery_first: dict[tuple[tuple, str], dict[int, Diff]] = field(default_factory=dict)
     windows: dict[tuple[tuple, str], Window] = field(default_factory=dict)
+    # (settings, rule) -> SFT lengths where RL was too weak to test recovery in some seed and did not recover
+    weak: dict[tuple[tuple, str], set[int]] = field(default_factory=dict)
     missing: list[str] = field(default_factory=list)  # cells without a final evaluation yet
     # (seed, rule) -> accuracy at the trunk's last length − at its peak, paired over the same problems
     falls: dict[tuple[int, str], Diff] = field(default_factory=dict)
@@ -203,6 +221,8 @@ def analyse(sweep_dir: str | Path, threshold: float | None = None) -> Analysis:
                 out.first_verdicts[(seed, rule)] = by_step
     per: dict[tuple[tuple, str], dict[int, list[Diff]]] = {}
     per_first: dict[tuple[tuple, str], dict[int, list[Diff]]] = {}
+    weak: dict[tuple[tuple, str], set[int]] = {}
+    bases: dict[int, str] = {}
     for cell in plan_cells(cfg):
         job = json.loads(Path(jobs[cell.name]).read_text())
         rdir = Path(job["run_dir"])
@@ -215,6 +235,7 @@ def analyse(sweep_dir: str | Path, threshold: float | None = None) -> Analysis:
             out.missing.append(cell.name)
             continue
         after_all = json.loads(after_file.read_text())
+        update = cell_update_of(cfg, cell, job, rdir, bases)
         for rule in rules:
             d = compare_records(before_all[rule]["records"], after_all[rule]["records"])
             before, after = before_all[rule]["summary"]["accuracy"], after_all[rule]["summary"]["accuracy"]
@@ -226,16 +247,36 @@ def analyse(sweep_dir: str | Path, threshold: float | None = None) -> Analysis:
                                           dict(before_all[rule]["summary"].get("verdicts", {})),
                                           dict(after_all[rule]["summary"].get("verdicts", {})), first,
                                           first_attempt_counts(before_all[rule]["records"]),
-                                          first_attempt_counts(after_all[rule]["records"])))
+                                          first_attempt_counts(after_all[rule]["records"]), update,
+                                          cfg.boundary.min_rl_update))
+            if out.cells[-1].too_weak:
+                weak.setdefault((cell.settings, rule), set()).add(cell.sft_step)
             per.setdefault((cell.settings, rule), {}).setdefault(cell.sft_step, []).append(d)
             if first is not None:
                 per_first.setdefault((cell.settings, rule), {}).setdefault(cell.sft_step, []).append(first)
     for key, by_step in per.items():
         out.recovery[key] = {step: over_seeds(ds) for step, ds in sorted(by_step.items())}
-        out.windows[key] = recovery_window(out.recovery[key], threshold)
+        # a length RL was too weak to test (in any seed) and that does not recover says nothing either way
+        out.weak[key] = {s for s in weak.get(key, set()) if not out.recovery[key][s].low > threshold}
+        out.windows[key] = recovery_window(out.recovery[key], threshold, out.weak[key])
     for key, by_step in per_first.items():
         out.recovery_first[key] = {step: over_seeds(ds) for step, ds in sorted(by_step.items())}
     return out
+
+
+def cell_update_of(cfg: RaysweepConfig, cell: Cell, job: dict, rdir: Path, bases: dict[int, str]) -> dict | None:
+    """The cell's RL update / SFT drift as its trial stored it; for a run made before trials stored it, computed now
+    from its three checkpoints where they are still there (``bases``: seed -> base checkpoint, filled as needed)."""
+    from raysweep.spectral.sources import base_checkpoint
+    from raysweep.spectral.update import has_weights, read_update
+
+    if (rdir / "update.json").is_file():
+        return read_update(rdir)
+    if not all(has_weights(d) for d in (rdir / "final", Path(job["start_path"]))):
+        return None
+    if cell.seed not in bases:
+        bases[cell.seed] = base_checkpoint(cfg, Path(lineage(cfg, Cell(cell.seed, cfg.sft.checkpoints[0]))["trunk_dir"]))
+    return read_update(rdir, bases[cell.seed], job["start_path"], cfg.spectral, cfg.boundary.update_angles)
 
 
 def settings_label(settings: tuple) -> str:
@@ -255,6 +296,11 @@ def summary_text(a: Analysis) -> str:
                      "find it")
     for (settings, rule), w in sorted(a.windows.items(), key=lambda kv: (kv[0][1], str(kv[0][0]))):
         lines.append(f"{rule}, {settings_label(settings)}: {w.describe()}")
+        weak = sorted(a.weak.get((settings, rule), ()))
+        if weak:
+            lines.append(f"{rule}, {settings_label(settings)}: RL from SFT length{'s' if len(weak) > 1 else ''} "
+                         f"{', '.join(map(str, weak))} was too weak to test recovery (RL update / SFT drift under "
+                         f"{a.cfg.boundary.min_rl_update:g} in some seed): not counted as 'does not recover'")
     if a.missing:
         lines.append(f"not run or not finished (left out): {', '.join(a.missing)}")
     return "\n".join(lines)

@@ -8,6 +8,10 @@ numbers behind it. The thresholds are the reproduction targets of the CPU testbe
 2. RL from some SFT length where SFT had lost OOD accuracy recovers at least ``half`` of the loss, with a
    significant gain (mean over seeds);
 3. the recovery window has a closed edge: on at least one side, RL does not recover;
+
+Cells whose RL was too weak to test recovery (RL update / SFT drift under ``boundary.min_rl_update``) and that do
+not recover are never counted as "does not recover": finding 2 leaves their lengths out (not measured when none is
+left), and they close no edge of the window (finding 3).
 4. singular values move little (relative change at most ``sv_share`` of the weights' relative change)
    while principal angles grow along the trunk (Spearman ρ with SFT length >= 0.8) and track OOD after
    its peak (ρ(angle, OOD accuracy) <= -0.5 over lengths from the peak on, mean over seeds).
@@ -65,10 +69,14 @@ def peak_then_fall(a: Analysis, rule: str, early: float = 0.4) -> Finding:
 def recovers_half(a: Analysis, rule: str, half: float = 0.5) -> Finding:
     claim = f"RL from mid-trunk checkpoints recovers at least {half:.0%} of the lost {rule.upper()} accuracy"
     best = None
+    weak = []
     for (settings, r), by_step in a.recovery.items():
         if r != rule:
             continue
         for step, d in by_step.items():
+            if step in a.weak.get((settings, r), ()):
+                weak.append(f"{step} ({settings_label(settings)})")
+                continue  # too weak to test, and no recovery: says nothing either way
             cells = [c for c in a.cells if c.rule == rule and c.cell.settings == settings and c.cell.sft_step == step]
             lost = sum(a.peaks[(c.cell.seed, rule)].accuracy - c.before for c in cells
                        if (c.cell.seed, rule) in a.peaks) / max(len(cells), 1)
@@ -78,11 +86,14 @@ def recovers_half(a: Analysis, rule: str, half: float = 0.5) -> Finding:
             key = (d.significant_gain and share >= half, share)
             if best is None or key > best[0]:
                 best = (key, settings, step, d, lost, share)
+    weak_note = (f"; RL too weak to test recovery (RL update / SFT drift under {a.cfg.boundary.min_rl_update:g}) "
+                 f"from SFT length {', '.join(weak)}, not counted" if weak else "")
     if best is None:
-        return Finding(2, claim, UNMEASURED, "no RL cell after the peak where SFT had lost accuracy")
+        return Finding(2, claim, UNMEASURED, "no RL cell after the peak where SFT had lost accuracy" + weak_note)
     (ok, _), settings, step, d, lost, share = best
     evidence = (f"best: from SFT length {step} ({settings_label(settings)}): gain {d.value:+.3f} "
-                f"[{d.low:+.3f}, {d.high:+.3f}] of {lost:.3f} lost = {share:.0%} (mean over {d.n} seed(s))")
+                f"[{d.low:+.3f}, {d.high:+.3f}] of {lost:.3f} lost = {share:.0%} (mean over {d.n} seed(s))"
+                + weak_note)
     verdict = APPEARED if ok else (PARTLY if d.significant_gain else ABSENT)
     return Finding(2, claim, verdict, evidence)
 
@@ -94,6 +105,10 @@ def one_side_fails(a: Analysis, rule: str) -> Finding:
         return Finding(3, claim, UNMEASURED, "no finished RL cells")
     closed = {k: w for k, w in windows.items() if not w.empty and (w.lower.closed or w.upper.closed)}
     described = "; ".join(f"{settings_label(k[0])}: {w.describe()}" for k, w in sorted(windows.items(), key=str))
+    weak = {k: sorted(a.weak.get(k, ())) for k in windows if a.weak.get(k)}
+    if weak:
+        described += "; too weak to test (not counted): " + "; ".join(
+            f"{settings_label(k[0])}: SFT {', '.join(map(str, v))}" for k, v in sorted(weak.items(), key=str))
     if closed:
         return Finding(3, claim, APPEARED, described)
     return Finding(3, claim, ABSENT, described)

@@ -52,22 +52,73 @@ def markdown(a: Analysis, sweep_name: str, threshold: float, spectral: dict | No
               "|---|---|---:|---:|---|---:|" + ("---|" if multi else "")]
     for (settings, rule), by_step in sorted(a.recovery.items(), key=lambda kv: (kv[0][1], str(kv[0][0]))):
         firsts = a.recovery_first.get((settings, rule), {})
+        weak = a.weak.get((settings, rule), set())
         for step, d in by_step.items():
-            star = " **\\***" if d.low > threshold else ""
+            star = " **\\***" if d.low > threshold else " (too weak to test)" if step in weak else ""
             first = _attempt1(firsts.get(step)) if multi else ""
             lines.append(f"| {rule} | {settings_label(settings)} | {step} | {d.value:+.3f}{star} | "
                          f"[{d.low:+.3f}, {d.high:+.3f}] | {d.n} |{first}")
+    lines += update_lines(a)
     lines += verdict_lines(a)
-    lines += ["", "## Cells", "", f"| cell | rule | before | after | recovery [95%] | ratio [95%] |{first_head}",
-              "|---|---|---:|---:|---|---|" + ("---|" if multi else "")]
+    lines += ["", "## Cells", "", "*RL update / SFT drift*: the relative weight change RL made (start → after RL) "
+              "over SFT's (base → start); *angle Δ*: the change RL made in the mean top-10% principal angle to the "
+              "base (degrees; negative: back toward the base).", "",
+              f"| cell | rule | before | after | recovery [95%] | ratio [95%] | RL update / SFT drift | angle Δ |"
+              f"{first_head}", "|---|---|---:|---:|---|---|---:|---:|" + ("---|" if multi else "")]
     for c in a.cells:
         r = c.row()
         ratio = (f"{r['ratio']:+.2f} [{r['ratio_low']:+.2f}, {r['ratio_high']:+.2f}]" if r["ratio"] is not None
                  else "n/a (SFT lost nothing)")
         first = _attempt1(c.first) if multi else ""
         lines.append(f"| {c.cell.name} | {c.rule} | {c.before:.3f} | {c.after:.3f} | "
-                     f"{c.diff.value:+.3f} [{c.diff.low:+.3f}, {c.diff.high:+.3f}] | {ratio} |{first}")
+                     f"{c.diff.value:+.3f} [{c.diff.low:+.3f}, {c.diff.high:+.3f}] | {ratio} | {_update(c)} | "
+                     f"{_angle(c)} |{first}")
     return "\n".join(lines) + "\n"
+
+
+def _update(c) -> str:
+    """A cell's RL update / SFT drift, marked when too weak to test recovery."""
+    if c.update is None:
+        return "not measured"
+    if c.update_ratio is None:
+        return "n/a (from the base)"
+    return f"{c.update_ratio:.2f}" + (" (too weak to test)" if c.too_weak else "")
+
+
+def _angle(c) -> str:
+    v = (c.update or {}).get("angle_change")
+    return "" if v is None else f"{v:+.2f}°"
+
+
+def update_lines(a: Analysis) -> list[str]:
+    """The report's section on RL's size against SFT's: per cell once (not per rule), and in words which cells were
+    too weak to test recovery."""
+    seen, rows = set(), []
+    for c in a.cells:
+        if c.cell.name in seen:
+            continue
+        seen.add(c.cell.name)
+        u = c.update or {}
+        rows.append(f"| {c.cell.name} | {c.cell.sft_step} | {_fmt(u.get('rl_update'))} | {_fmt(u.get('sft_drift'))} | "
+                    f"{_update(c)} | {_fmt(u.get('angle_rl'))} | {_angle(c)} |")
+    if not rows:
+        return []
+    weak = sorted({c.cell.name for c in a.cells if c.too_weak})
+    unknown = sorted({c.cell.name for c in a.cells if c.update is None})
+    floor = a.cfg.boundary.min_rl_update
+    words = (f"RL in {len(weak)} of {len(rows)} cells ({', '.join(weak)}) moved the weights less than {floor:g} of "
+             "SFT's drift: those cells are **too weak to test recovery**; where they show no recovery it is not "
+             "counted as 'does not recover' (the window and findings 2 and 3 leave them out)." if weak else
+             f"RL moved the weights at least {floor:g} of SFT's drift in every measured cell "
+             "(`boundary.min_rl_update`), so a cell that does not recover counts as one.")
+    if unknown:
+        words += f" Not measured (checkpoints gone): {', '.join(unknown)}."
+    return ["", "## RL's update against SFT's drift", "",
+            "Relative Frobenius norms over the analysed weight matrices: RL's change (the cell's SFT checkpoint → after "
+            "RL) and SFT's (base → that checkpoint); principal angles in degrees (mean over the top 10% of each "
+            "matrix's singular directions, on a few matrices).", "", words, "",
+            "| cell | SFT length | RL update | SFT drift | RL update / SFT drift | RL's rotation | angle Δ to base |",
+            "|---|---:|---:|---:|---:|---:|---:|", *rows]
 
 
 VERDICT_COLUMNS = ("correct", "train_rule_values", "wrong_cards", "wrong_value", "malformed")
@@ -174,7 +225,9 @@ def log_report_metrics(client, parent_run_id: str, a: Analysis, sdir: Path) -> N
         client.log_batch(rid_file.read_text().strip(), metrics=_metrics({
             f"recovery/{c.rule}": d.value, f"recovery/{c.rule}/low": d.low, f"recovery/{c.rule}/high": d.high,
             f"recovery/{c.rule}/n": float(d.n), f"recovery/{c.rule}/before": c.before,
-            f"recovery/{c.rule}/after": c.after}))
+            f"recovery/{c.rule}/after": c.after,
+            **({"update/ratio": c.update_ratio, "update/too_weak": float(c.too_weak)}
+               if c.update_ratio is not None else {})}))
 
 
 def _metrics(values: dict[str, float]) -> list:

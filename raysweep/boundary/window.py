@@ -4,12 +4,16 @@ The window (per RL setting and rule) is the set of SFT lengths from which RL rai
 significantly: the lower end of the difference's 95% interval is above ``threshold`` (default 0). Its
 edges are known only to the grid's resolution, so each edge comes with the bracket of neighbouring
 lengths it lies between; an edge at the end of the grid is open (the window may go on beyond it).
+
+A length whose RL was too weak to test recovery (``weak``: RL update / SFT drift under
+``boundary.min_rl_update``) and that does not recover says nothing: it never closes an edge (the edge beside it is
+open, with that length named) and never counts as "does not recover".
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import AbstractSet as Set, Mapping, Sequence
 
 from raysweep.boundary.metrics import Diff
 
@@ -21,6 +25,7 @@ class Edge:
 
     inside: int
     outside: int | None
+    weak: int | None = None  # the neighbouring length whose RL was too weak to test (the edge is then open)
 
     @property
     def closed(self) -> bool:
@@ -50,14 +55,19 @@ class Window:
             return "no SFT length recovers"
         lo, hi = self.lower, self.upper
         assert lo is not None and hi is not None
-        lower = f"between {lo.bracket[0]} and {lo.bracket[1]}" if lo.closed else f"at or before {lo.inside} (grid start)"
-        upper = f"between {hi.bracket[0]} and {hi.bracket[1]}" if hi.closed else f"at or after {hi.inside} (grid end)"
+        lower = (f"between {lo.bracket[0]} and {lo.bracket[1]}" if lo.closed else
+                 f"at or before {lo.inside} (RL from {lo.weak} too weak to test)" if lo.weak is not None else
+                 f"at or before {lo.inside} (grid start)")
+        upper = (f"between {hi.bracket[0]} and {hi.bracket[1]}" if hi.closed else
+                 f"at or after {hi.inside} (RL from {hi.weak} too weak to test)" if hi.weak is not None else
+                 f"at or after {hi.inside} (grid end)")
         gaps = f"; {len(self.runs)} separate runs" if len(self.runs) > 1 else ""
         return f"recovers from SFT length {lo.inside} to {hi.inside} (lower edge {lower}, upper edge {upper}{gaps})"
 
 
-def recovery_window(points: Mapping[int, Diff], threshold: float = 0.0) -> Window:
-    """The window over the grid ``{sft_length: difference after − before}``."""
+def recovery_window(points: Mapping[int, Diff], threshold: float = 0.0, weak: Set[int] = frozenset()) -> Window:
+    """The window over the grid ``{sft_length: difference after − before}``; ``weak``: lengths whose RL was too
+    weak to test recovery (one that does not recover closes no edge)."""
     grid = sorted(points)
     good = [s for s in grid if points[s].low > threshold]
     runs: list[list[int]] = []
@@ -70,10 +80,14 @@ def recovery_window(points: Mapping[int, Diff], threshold: float = 0.0) -> Windo
     if not runs:
         return Window((), (), None, None)
     main = max(runs, key=len)  # max() keeps the first of equals: the earliest
+
+    def edge(inside: int, j: int) -> Edge:
+        if not 0 <= j < len(grid):
+            return Edge(inside, None)
+        return Edge(inside, None, grid[j]) if grid[j] in weak else Edge(inside, grid[j])
+
     i0, i1 = grid.index(main[0]), grid.index(main[-1])
-    lower = Edge(main[0], grid[i0 - 1] if i0 > 0 else None)
-    upper = Edge(main[-1], grid[i1 + 1] if i1 + 1 < len(grid) else None)
-    return Window(tuple(good), tuple(tuple(r) for r in runs), lower, upper)
+    return Window(tuple(good), tuple(tuple(r) for r in runs), edge(main[0], i0 - 1), edge(main[-1], i1 + 1))
 
 
 @dataclass(frozen=True)

@@ -85,6 +85,11 @@ def final_metrics(rdir: Path) -> dict:
             out[f"{rule}_acc_{label}"] = e["accuracy"]
             out[f"{rule}_ci_low_{label}"], out[f"{rule}_ci_high_{label}"] = e["ci95"]
             out[f"{rule}_n"] = e["n"]
+    from raysweep.spectral.update import read_update
+
+    update = read_update(rdir)  # stored by the trial when RL ended
+    if update is not None and update.get("ratio") is not None:
+        out["rl_update_over_sft_drift"] = update["ratio"]
     return out
 
 
@@ -128,7 +133,7 @@ def write_table(rows: list[dict], path: Path) -> None:
 
 
 def summary(rows: list[dict], rules: tuple[str, ...]) -> str:
-    head = f"{'cell':<48}" + "".join(f"{rule + ' start -> final':>24}" for rule in rules)
+    head = f"{'cell':<48}" + "".join(f"{rule + ' start -> final':>24}" for rule in rules) + "  RL update / SFT drift"
     out = [head]
     for r in rows:
         line = f"{r['cell']:<48}"
@@ -137,6 +142,8 @@ def summary(rows: list[dict], rules: tuple[str, ...]) -> str:
                 line += f"{r[f'{rule}_acc_start']:>12.3f} -> {r[f'{rule}_acc_final']:.3f}  "
             else:
                 line += f"{'(not run / not finished)':>24}"
+        if r.get("rl_update_over_sft_drift") is not None:
+            line += f"  {r['rl_update_over_sft_drift']:.2f}"
         out.append(line)
     return "\n".join(out)
 

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import random
 from functools import lru_cache
-from typing import Literal
+from typing import Literal, Sequence
 
 from datasets import Dataset
 
 from raysweep.tasks.answers import render_answer
-from raysweep.tasks.generalpoints import Rule, TaskConfig, deal_targets, deal_varied, prompt_messages
+from raysweep.tasks.generalpoints import Rule, TaskConfig, deal_stated, deal_targets, deal_varied, prompt_messages
 from raysweep.tasks.solver import solve
 
 ExpertPolicy = Literal["first", "random"]
@@ -100,12 +100,23 @@ def sft_dataset(cfg: TaskConfig, n: int, seed: int, expert: ExpertPolicy = "rand
     return Dataset.from_dict(cols)
 
 
-def rl_dataset(cfg: TaskConfig, n: int, seed: int) -> Dataset:
+def rl_dataset(cfg: TaskConfig, n: int, seed: int, rules: Sequence[str] = (), face_values: tuple[int, int] = (1, 13),
+               face_tied: float = 0.0) -> Dataset:
     """``n`` RL prompts under the training rule (training pool; with ``task.rl_fraction``, its RL share only), with
-    ``cards``/``rule``/``target`` for the reward."""
+    ``cards``/``rule``/``target`` for the reward. With ``rules`` (``rl.rules``) each prompt states a rule of its own
+    that must be read (:func:`~raysweep.tasks.generalpoints.deal_stated`); the ``rule`` column names it (a task
+    rule, or ``stated:J=..,Q=..,K=..``), so the scorer and the feedback apply it."""
     if cfg.face_values is not None:
         raise ValueError("task.face_values varies the rule of SFT examples only (a pre-training stage); RL prompts "
-                         "use task.train_rule: unset task.face_values for RL")
+                         "use task.train_rule, or the rules of rl.rules: unset task.face_values for RL")
+    if rules:
+        cols: dict[str, list] = {"prompt": [], "cards": [], "rule": [], "target": []}
+        for hand, rule, target in deal_stated(cfg, rules, n, seed, face_values, face_tied):
+            cols["prompt"].append(prompt_messages(hand, rule, cfg, target))
+            cols["cards"].append(list(hand))
+            cols["rule"].append(rule.name)
+            cols["target"].append(target)
+        return Dataset.from_dict(cols)
     pairs = deal_targets(cfg, cfg.train_rule, n, seed, "rl")
     return Dataset.from_dict(_rows(cfg, pairs, cfg.train_rule, None, with_completion=False))
 

@@ -77,6 +77,28 @@ def _rule_values(face: Mapping[str, int]) -> dict[str, int]:
     return vals
 
 
+STATED = "stated:"
+"""Prefix of a rule stated in one prompt only (an RL prompt of ``rl.rules``), named by its face values:
+``stated:J=12,Q=3,K=7``. Any task config resolves such a name (:meth:`TaskConfig.rule`), so a row's ``rule`` column
+carries its rule to the scorer, the feedback and the problem key."""
+
+
+def stated_rule(face: Mapping[str, int]) -> Rule:
+    """The rule giving the face cards ``face``'s values (other ranks their number), named :data:`STATED` + values."""
+    return Rule(STATED + ",".join(f"{r}={face[r]}" for r in FACE_RANKS if r in face), _rule_values(face))
+
+
+def parse_stated(name: str) -> Rule:
+    """The rule a :func:`stated_rule` name names; a malformed name is refused."""
+    try:
+        face = {k.strip().upper(): int(v) for k, v in (part.split("=") for part in name[len(STATED):].split(","))}
+    except ValueError:
+        raise KeyError(f"malformed stated rule {name!r}; expected e.g. 'stated:J=12,Q=3,K=7'") from None
+    if not face or set(face) - set(FACE_RANKS):
+        raise KeyError(f"malformed stated rule {name!r}: it must give J, Q and/or K a value, e.g. 'stated:J=12,Q=3,K=7'")
+    return stated_rule(face)
+
+
 BUILTIN_RULES: dict[str, Rule] = {
     "id": Rule("id", _rule_values({"J": 10, "Q": 10, "K": 10})),
     "ood": Rule("ood", _rule_values({"J": 11, "Q": 12, "K": 13})),
@@ -232,6 +254,8 @@ class TaskConfig(BaseModel):
             return BUILTIN_RULES[name]
         if name in self.rules:
             return Rule(name, _rule_values(self.rules[name]))
+        if name.startswith(STATED):
+            return parse_stated(name)
         raise KeyError(f"unknown rule {name!r}; known: {sorted(set(BUILTIN_RULES) | set(self.rules))}")
 
     def distinguishing_ranks(self, rule: Rule) -> tuple[str, ...]:
@@ -614,6 +638,66 @@ def deal_varied(cfg: TaskConfig, n: int, seed: int, purpose: Purpose) -> list[tu
         rule = Rule("varied", _rule_values(face))
         hand = tuple(rng.sample(deck, cfg.num_cards))
         if not admitted(hand, rule, target, cfg, evaluation=purpose == "eval", rl=purpose == "rl"):
+            continue
+        if not is_solvable([rule.value(c) for c in hand], target):
+            continue
+        out.append((hand, rule, target))
+        stall = 0
+    return out
+
+
+VARIED = "varied"
+"""The entry of ``rl.rules`` that draws a fresh face-card rule per prompt (:func:`deal_stated`)."""
+
+
+def deal_stated(cfg: TaskConfig, rules: Sequence[str], n: int, seed: int, face_values: tuple[int, int] = (1, 13),
+                face_tied: float = 0.0) -> list[tuple[tuple[str, ...], Rule, int]]:
+    """``n`` solvable (hand, rule, target) RL prompts whose stated rule must be read (``rl.rules``: a positive
+    control). ``rules`` are dealt in turn: a task rule by name, or :data:`VARIED` (a fresh rule per prompt, J, Q and
+    K each drawn from ``face_values``, a ``face_tied`` share of them tied to one value).
+
+    The split stays by the training rule's problem: a hand is dealt as an RL hand of the training rule (the training
+    pool, or with ``task.rl_fraction`` its RL share; :func:`admitted`), holds a card the stated rule values
+    differently from the training rule (so the statement must be read), and under its stated rule poses no evaluated
+    rule's evaluation problem. A stated rule that gives the dealt cards exactly an evaluated rule's values is
+    redrawn, so no prompt is, in effect, posed under the evaluation's rule."""
+    if not rules:
+        raise ValueError("rl.rules is empty: RL prompts use the training rule (deal_targets)")
+    lo, hi = face_values
+    train = cfg.rule(cfg.train_rule)
+    evaluated = [cfg.rule(r) for r in dict.fromkeys((cfg.train_rule, *cfg.eval_rules))]
+    named = {r: cfg.rule(r) for r in rules if r != VARIED}
+    stream = f"stated:{'+'.join(rules)}:{lo}-{hi}:{face_tied}"
+    if cfg.targets is not None:
+        stream += f":targets{cfg.targets[0]}-{cfg.targets[1]}"
+    rng = _rng("rl", stream, seed)
+    deck = [r for r in cfg.ranks for _ in range(4)]
+    faces = [r for r in FACE_RANKS if r in cfg.ranks]
+    out: list[tuple[tuple[str, ...], Rule, int]] = []
+    stall = 0
+    while len(out) < n:
+        stall += 1
+        if stall > 20_000:
+            raise ValueError(f"could only deal {len(out)} of {n} RL prompts under rl.rules={list(rules)}: widen "
+                             f"rl.face_values, or the training pool ({POOL_KNOBS})")
+        which = rules[len(out) % len(rules)]
+        if which == VARIED:
+            if face_tied and rng.random() < face_tied:
+                rule = stated_rule(dict.fromkeys(faces, rng.randint(lo, hi)))
+            else:
+                rule = stated_rule({r: rng.randint(lo, hi) for r in faces})
+        else:
+            rule = named[which]
+        hand = tuple(rng.sample(deck, cfg.num_cards))
+        target = cfg.target if cfg.targets is None else rng.randint(*cfg.targets)
+        if all(rule.value(c) == train.value(c) for c in hand):
+            continue  # nothing to read: the hand counts as under the training rule
+        if any(all(rule.value(c) == e.value(c) for c in hand) for e in evaluated):
+            continue  # on these cards the stated rule is an evaluated one
+        if not admitted(hand, train, target, cfg, evaluation=False, rl=True):
+            continue
+        own = problem_of(hand, rule, target)
+        if any(is_eval_problem(own, r, cfg) for r in dict.fromkeys((cfg.train_rule, *cfg.eval_rules))):
             continue
         if not is_solvable([rule.value(c) for c in hand], target):
             continue

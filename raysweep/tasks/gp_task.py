@@ -40,10 +40,13 @@ class GeneralPointsTask(Task):
         return sft_dataset(self.config, n, seed, expert, unique=unique, revision_share=revision_share,
                            revision_attempts=revision_attempts)
 
-    def rl_dataset(self, n: int, seed: int):
+    def rl_dataset(self, n: int, seed: int, rules: tuple[str, ...] = (), face_values: tuple[int, int] = (1, 13),
+                   face_tied: float = 0.0):
+        """The training rule's RL prompts, or with ``rules`` (``rl.rules``) prompts stating rules to be read."""
         from raysweep.tasks.datasets import rl_dataset
 
-        return rl_dataset(self.config, n, seed).select_columns(["prompt", "cards", "rule", "target"])
+        return rl_dataset(self.config, n, seed, rules, face_values, face_tied).select_columns(
+            ["prompt", "cards", "rule", "target"])
 
     def eval_dataset(self, name: str, n: int, seed: int = 0):
         from raysweep.tasks.datasets import eval_dataset

@@ -15,7 +15,8 @@ BOOKKEEPING = frozenset({"eval_every", "save_every", "logging_steps", "log_compl
 """RL fields that do not shape the trajectory (not part of a run's id): a grid over them would make cells that are
 one and the same run."""
 
-LATER_FIELDS = {"episode_reward": "final", "gamma": 0.9, "prompts": "pool"}
+LATER_FIELDS = {"episode_reward": "final", "gamma": 0.9, "prompts": "pool", "rules": [], "face_values": [1, 13],
+                "face_tied": 0.0}
 """RL fields added after runs were first made, with the default that leaves a run's id unchanged."""
 
 
@@ -79,6 +80,17 @@ class RLConfig(WorkersConfig):
         "pool", description="Where RL prompts come from: 'pool', the training pool (the trunk's own SFT problems "
         "included); 'unseen', the training pool less every problem of the trunk's SFT examples, so RL practises on "
         "problems SFT never showed (needs a start with a trunk manifest).")
+    rules: tuple[str, ...] = Field(
+        (), description="Stated rules of the RL prompts, dealt in turn (GeneralPoints; a positive control: RL on rules "
+        "that must be read, never the evaluation's): names of task.rules (not an evaluated rule) and/or 'varied' (a "
+        "fresh face-card rule per prompt, J, Q and K drawn from rl.face_values; a rule that gives the dealt cards "
+        "an evaluated rule's values is redrawn). The split stays by the training rule's problem: each hand is a "
+        "training-rule RL hand and poses no evaluation problem under its stated rule. []: the training rule.")
+    face_values: tuple[int, int] = Field(
+        (1, 13), description="With rl.rules 'varied': the range [low, high] each face card's value is drawn from.")
+    face_tied: float = Field(
+        0.0, ge=0.0, le=1.0, description="With rl.rules 'varied': the share of rules tying J, Q and K to one value "
+        "(the ID rule's phrasing, \"count as 'v'\"); the others draw each card's value on its own.")
     seed: int = Field(0, description="Seed of the prompt pool, its order and the rollouts.")
     eval_every: int = Field(10, ge=0, description="Evaluate ID/OOD every this many steps (and at 0 and the end); 0: only 0 and end.")
     save_every: int = Field(10, ge=1, description="Save the resumable trainer state every this many steps.")
@@ -129,6 +141,32 @@ class RLConfig(WorkersConfig):
             if getattr(self, key) != default:
                 raise ValueError(f"rl.{key}={getattr(self, key)}: {why}")
         return self
+
+    @field_validator("face_values")
+    @classmethod
+    def _face_range(cls, v):
+        if not 1 <= v[0] < v[1] <= 99:
+            raise ValueError(f"give [low, high] with 1 <= low < high <= 99, not {list(v)}")
+        return v
+
+    @model_validator(mode="after")
+    def _stated_rules(self):
+        uses = [r for rules in self.grid.get("rules", [self.rules]) for r in rules]
+        if "varied" not in uses:
+            for key, default in (("face_values", (1, 13)), ("face_tied", 0.0)):
+                if key in self.grid or getattr(self, key) != default:
+                    raise ValueError(f"rl.{key} shapes the 'varied' rules of rl.rules, which has none: add 'varied' "
+                                     f"to rl.rules or leave rl.{key} out")
+        for rules in self.grid.get("rules", [self.rules]):
+            if len(set(rules)) != len(rules):
+                raise ValueError(f"rl.rules: {list(rules)} repeats a rule; list each once")
+        return self
+
+    def stated(self) -> dict:
+        """The keyword arguments of a task's ``rl_dataset`` for ``rl.rules`` (empty: the training rule)."""
+        if not self.rules:
+            return {}
+        return {"rules": tuple(self.rules), "face_values": tuple(self.face_values), "face_tied": self.face_tied}
 
     @model_validator(mode="after")
     def _algorithm_options(self):

@@ -47,17 +47,19 @@ def _trunk_problems(trunk_dir: str, seed: int, data_hash: str | None) -> frozens
     return frozenset(task.key(r) for r in rows.to_list())
 
 
-def rl_prompts(task: Any, n: int, seed: int, exclude: set[str] = frozenset()) -> Any:
+def rl_prompts(task: Any, n: int, seed: int, exclude: set[str] = frozenset(), stated: dict | None = None) -> Any:
     """``n`` RL prompt rows (``task.rl_dataset``'s stream at ``seed``, in order) whose problem is not in
     ``exclude``; the first ``n`` that qualify, so the pool is the same on any machine (fewer when the task's
-    prompts run out, as ``rl_dataset`` itself gives fewer)."""
+    prompts run out, as ``rl_dataset`` itself gives fewer). ``stated``: ``rl.rules`` as ``RLConfig.stated()``
+    gives it (prompts under rules to be read), passed to ``rl_dataset``."""
     from raysweep.config import ConfigError
 
+    more = stated or {}
     if not exclude:
-        return task.rl_dataset(n, seed)
+        return task.rl_dataset(n, seed, **more)
     draw = n
     while True:
-        ds = task.rl_dataset(draw, seed)
+        ds = task.rl_dataset(draw, seed, **more)
         keep = [i for i, r in enumerate(ds.to_list()) if task.key(r) not in exclude]
         if len(keep) >= n:
             return ds.select(keep[:n])

@@ -208,7 +208,7 @@ def rl_worker(job: dict) -> dict | None:
     tokenizer = load_tokenizer(job["start_path"])
     task = task_of(cfg.task)
     seen = set(job.get("exclude_problems") or ())  # rl.prompts=unseen: planned with the job (rl.plan_job)
-    dataset = rl_prompts(task, rl.num_prompts, rl.seed, seen)  # the prompts and the columns the scorer reads
+    dataset = rl_prompts(task, rl.num_prompts, rl.seed, seen, rl.stated())  # the prompts and the columns the scorer reads
     answer_tokens, budget = budgets(cfg, tokenizer)
     resume = T.latest_trainer_checkpoint(rdir)
     resume_step = int(resume.name.split("-")[1]) if resume else 0
@@ -222,6 +222,7 @@ def rl_worker(job: dict) -> dict | None:
                f"reward: {rl.episode_reward})" if episodes else f"completions (<= {budget} tokens)")
             + f" | prompts: {len(dataset)} ({len(set(map(task.key, dataset.to_list())))} distinct problems"
             + (f", none of the trunk's {len(seen)} SFT problems)" if seen else ")")
+            + (f" under stated rules {list(rl.rules)}" if rl.rules else "")
             + f" | world {place.world} on {place.device}"
             + (f" | resuming from step {resume_step}" if resume else ""))
     if resume:
@@ -310,6 +311,7 @@ def rl_worker(job: dict) -> dict | None:
     barrier()
     if place.main:
         tokenizer.save_pretrained(final)
+        update = measure_update(run, cfg, job, rdir)
         evals = {r["step"]: r["eval"] for r in T.read_results(rdir) if r.get("kind") == "eval"}
         run.append({"kind": "done", "train_seconds": train_seconds, "max_steps": rl.max_steps})
         T.write_json_atomic(final / "manifest.json", {
@@ -317,12 +319,41 @@ def rl_worker(job: dict) -> dict | None:
             "parent": {"path": job["start_path"], "manifest": job.get("start_manifest")},
             "start_identity": job["start_identity"], "base_model": cfg.model.name, "config_digest": cfg.digest(),
             "eval_key": eval_key(cfg), "eval": evals.get(rl.max_steps), "eval_start": evals.get(0),
-            "created": time.time(),
+            "update": update, "created": time.time(),
         })
         run.log(f"finished in {train_seconds:.0f}s: {final}")
     run.finish_tracking("reward")
     barrier()
     return {"final": str(final)} if place.main else None
+
+
+def update_base(cfg, job: dict) -> str:
+    """The checkpoint SFT started from, for a cell's update measure: the trunk's step 0 (or the base model)."""
+    from raysweep.spectral.sources import base_checkpoint
+    from raysweep.train.pretrain import base_model_path
+
+    trunk = (job.get("start_manifest") or {}).get("trunk_dir")
+    return base_checkpoint(cfg, Path(trunk)) if trunk else base_model_path(cfg)
+
+
+def measure_update(run: _RLRun, cfg, job: dict, rdir: Path) -> dict | None:
+    """RL update / SFT drift of this run (:mod:`raysweep.spectral.update`), stored beside it and logged; a failure
+    (a base that cannot be read) is reported and leaves the run finished without it."""
+    from raysweep.spectral.update import cell_update
+
+    t0 = time.time()
+    try:
+        u = cell_update(rdir, update_base(cfg, job), job["start_path"], cfg.spectral, cfg.boundary.update_angles)
+    except Exception as exc:  # noqa: BLE001 - the run's result stands; the report says the measure is missing
+        run.log(f"RL update / SFT drift not measured: {type(exc).__name__}: {exc}")
+        return None
+    ratio = "n/a (SFT had not moved the weights)" if u["ratio"] is None else f"{u['ratio']:.3f}"
+    angle = f", principal angle to the base {u['angle_change']:+.3f} deg" if "angle_change" in u else ""
+    run.log(f"RL update / SFT drift {ratio} (RL {u['rl_update']:.4f}, SFT {u['sft_drift']:.4f}{angle}; "
+            f"{time.time() - t0:.1f}s)")
+    run.log_metrics({f"update/{k}": float(u[k]) for k in ("ratio", "rl_update", "sft_drift", "angle_change", "angle_rl")
+                     if u.get(k) is not None}, cfg.rl.max_steps)
+    return u
 
 
 def main(argv: list[str] | None = None) -> int:
