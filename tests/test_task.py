@@ -177,19 +177,21 @@ def test_rl_under_stated_rules_poses_rules_to_read_and_no_evaluation_problem():
         cfg.rule("stated:J=x")
 
 
-@pytest.mark.parametrize("job", ["quick.yaml", "reproduce-cpu.yaml"])
+@pytest.mark.parametrize("job", ["quick.yaml", "reproduce-cpu.yaml", "control-cpu.yaml"])
 def test_shipped_sweeps_never_train_on_an_evaluation_problem(job):
     """With the dataset builders: no ID evaluation problem is an SFT, RL or pre-training problem (the config's
     stage or every stage behind the shipped base), no OOD evaluation hand's ID twin is trained, and no evaluation set
-    repeats a problem; with a three-way split (task.rl_fraction), every RL prompt poses an RL problem and no SFT or
-    pre-training example does."""
+    repeats a problem; with a three-way split (task.rl_fraction), every RL prompt poses an RL problem (under the
+    training rule, whatever rule it states: rl.rules) and no SFT or pre-training example does."""
     from raysweep.train.pretrain import pretraining_stages, stage_problems
 
     cfg = load_config(JOBS / job)
     task = cfg.task
     rows = [r for s in cfg.sft.seeds for r in sft_dataset(task, cfg.sft.num_examples, s)]
     rl_seeds = cfg.rl.grid.get("seed", [cfg.rl.seed])
-    rl_rows = [r for s in rl_seeds for r in rl_dataset(task, cfg.rl.num_prompts, s)]
+    rl_rows = [r for s in rl_seeds for r in rl_dataset(task, cfg.rl.num_prompts, s, **cfg.rl.stated())]
+    assert bool(cfg.rl.rules) == (job == "control-cpu.yaml") and all(
+        r["rule"].startswith("stated:") == bool(cfg.rl.rules) for r in rl_rows)
     trained = {problem_of(r["cards"], task.rule(r["rule"]), r["target"]) for r in rows}
     # the config's stage and every stage behind its base, as the base's manifest lists them; analogue-base's
     # predates that list, so its first stage is named here (jobs/analogue-base.yaml's first command)
@@ -204,10 +206,11 @@ def test_shipped_sweeps_never_train_on_an_evaluation_problem(job):
     for stage in stages.values():
         trained |= set(stage_problems(stage))
     rl_problems = {problem_of(r["cards"], task.rule(r["rule"]), r["target"]) for r in rl_rows}
+    rl_twins = {problem_of(r["cards"], task.rule(task.train_rule), r["target"]) for r in rl_rows}
     if task.rl_fraction:
-        assert all(problem_in_rl_pool(p, task) for p in rl_problems) and not trained & rl_problems
+        assert all(problem_in_rl_pool(p, task) for p in rl_twins) and not trained & rl_twins
         assert not any(problem_in_rl_pool(p, task) for p in trained)
-    trained |= rl_problems
+    trained |= rl_problems | rl_twins
     for rule in task.eval_rules:
         ev = eval_dataset(task, rule, cfg.eval.n, cfg.eval.seed)
         own = [problem_of(c, task.rule(rule), t) for c, t in zip(ev["cards"], ev["target"])]
