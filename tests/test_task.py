@@ -136,8 +136,9 @@ def test_a_three_way_split_gives_rl_held_out_problems_no_supervised_example_pose
 
 def test_rl_under_stated_rules_poses_rules_to_read_and_no_evaluation_problem():
     """rl.rules (the positive control): each prompt states a rule that must be read (a card it values differently
-    from the training rule), never an evaluated rule on the dealt cards, on a training-rule RL problem, and poses no
-    evaluation problem under its own rule; the row's rule name carries the rule to the scorer and the feedback."""
+    from the training rule), never an evaluated rule's statement, on a training-rule RL problem, and poses no
+    evaluation problem under its own rule; a lone face card takes every value, the OOD one included (no bias against
+    it); the row's rule name carries the rule to the scorer and the feedback."""
     from raysweep.tasks.feedback import judge
     from raysweep.tasks.generalpoints import deal_stated, parse_stated, stated_rule
 
@@ -152,12 +153,15 @@ def test_rl_under_stated_rules_poses_rules_to_read_and_no_evaluation_problem():
     evals = {r: set(_problems(eval_problems(cfg, r, None), cfg, r)) for r in cfg.eval_rules}
     for hand, rule, target in dealt:
         assert any(rule.value(c) != train.value(c) for c in hand)  # something to read
-        assert not any(all(rule.value(c) == e.value(c) for c in hand) for e in evaluated)  # not the evaluation's rule
+        assert not any(all(rule.value(f) == e.value(f) for f in FACE_RANKS) for e in evaluated)  # not an evaluated rule
         assert problem_in_rl_pool(problem_of(hand, train, target), cfg)  # the split stays by the training rule
         own = problem_of(hand, rule, target)
         assert not any(own in ev for ev in evals.values())
         assert is_solvable(list(own[0]), target)
     assert len({r.name for _, r, _ in dealt}) > 100  # varied: a fresh rule per prompt
+    lone = {rule.value(h[[c in FACE_RANKS for c in h].index(True)]) for h, rule, _ in dealt
+            if rule.name != "perm" and sum(c in FACE_RANKS for c in h) == 1}
+    assert lone == set(range(1, 14)) - {10}  # 10 alone needs no reading; 11, 12 and 13 do occur
     rows = rl_dataset(cfg, 50, 0, rules=("varied",), face_values=(2, 9), face_tied=1.0).to_list()
     for row in rows:
         rule = cfg.rule(row["rule"])  # a stated name resolves under any config

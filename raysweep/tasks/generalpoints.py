@@ -659,8 +659,10 @@ def deal_stated(cfg: TaskConfig, rules: Sequence[str], n: int, seed: int, face_v
     The split stays by the training rule's problem: a hand is dealt as an RL hand of the training rule (the training
     pool, or with ``task.rl_fraction`` its RL share; :func:`admitted`), holds a card the stated rule values
     differently from the training rule (so the statement must be read), and under its stated rule poses no evaluated
-    rule's evaluation problem. A stated rule that gives the dealt cards exactly an evaluated rule's values is
-    redrawn, so no prompt is, in effect, posed under the evaluation's rule."""
+    rule's evaluation problem. A ``varied`` draw that states an evaluated rule (the same value for every face card)
+    is redrawn, as pre-training's are (:func:`deal_varied`); a draw that agrees with an evaluated rule on the dealt
+    cards only is kept: redrawing those too would never let a lone K count 13 (or a lone J 11), and RL would learn
+    that the OOD values are wrong."""
     if not rules:
         raise ValueError("rl.rules is empty: RL prompts use the training rule (deal_targets)")
     lo, hi = face_values
@@ -683,17 +685,18 @@ def deal_stated(cfg: TaskConfig, rules: Sequence[str], n: int, seed: int, face_v
         which = rules[len(out) % len(rules)]
         if which == VARIED:
             if face_tied and rng.random() < face_tied:
-                rule = stated_rule(dict.fromkeys(faces, rng.randint(lo, hi)))
+                face = dict.fromkeys(faces, rng.randint(lo, hi))
             else:
-                rule = stated_rule({r: rng.randint(lo, hi) for r in faces})
+                face = {r: rng.randint(lo, hi) for r in faces}
+            if any(all(e.value(r) == v for r, v in face.items()) for e in evaluated):
+                continue  # the statement would be an evaluated rule's
+            rule = stated_rule(face)
         else:
             rule = named[which]
         hand = tuple(rng.sample(deck, cfg.num_cards))
         target = cfg.target if cfg.targets is None else rng.randint(*cfg.targets)
         if all(rule.value(c) == train.value(c) for c in hand):
             continue  # nothing to read: the hand counts as under the training rule
-        if any(all(rule.value(c) == e.value(c) for c in hand) for e in evaluated):
-            continue  # on these cards the stated rule is an evaluated one
         if not admitted(hand, train, target, cfg, evaluation=False, rl=True):
             continue
         own = problem_of(hand, rule, target)

@@ -83,8 +83,8 @@ class RLConfig(WorkersConfig):
     rules: tuple[str, ...] = Field(
         (), description="Stated rules of the RL prompts, dealt in turn (GeneralPoints; a positive control: RL on rules "
         "that must be read, never the evaluation's): names of task.rules (not an evaluated rule) and/or 'varied' (a "
-        "fresh face-card rule per prompt, J, Q and K drawn from rl.face_values; a rule that gives the dealt cards "
-        "an evaluated rule's values is redrawn). The split stays by the training rule's problem: each hand is a "
+        "fresh face-card rule per prompt, J, Q and K drawn from rl.face_values; a draw that states an evaluated "
+        "rule is redrawn). The split stays by the training rule's problem: each hand is a "
         "training-rule RL hand and poses no evaluation problem under its stated rule. []: the training rule.")
     face_values: tuple[int, int] = Field(
         (1, 13), description="With rl.rules 'varied': the range [low, high] each face card's value is drawn from.")
