@@ -177,6 +177,12 @@ def test_rl_under_stated_rules_poses_rules_to_read_and_no_evaluation_problem():
     s, message = judge(hand, wrong, rule, target, cfg, train)
     assert s.verdict == "train_rule_values" and str(rule.value("J")) in message
     assert stated_rule({"J": 4, "K": 2}).name == "stated:J=4,K=2"
+    # the RL run's id: unchanged without rl.rules (runs made before it keep theirs); with it, the dealing's version
+    from raysweep.tasks.generalpoints import STATED_DEAL
+    from raysweep.train.rl_config import RLConfig
+
+    assert not {"rules", "face_values", "face_tied", "stated_deal"} & set(RLConfig().identity())
+    assert RLConfig(rules=("varied",)).identity()["stated_deal"] == STATED_DEAL
     with pytest.raises(KeyError, match="malformed stated rule"):
         cfg.rule("stated:J=x")
 

@@ -646,6 +646,9 @@ def deal_varied(cfg: TaskConfig, n: int, seed: int, purpose: Purpose) -> list[tu
     return out
 
 
+STATED_DEAL = 2
+"""Version of :func:`deal_stated`'s dealing, in the id of every RL run with ``rl.rules`` (1: a rule agreeing with an
+evaluated rule on the dealt cards was redrawn; 2: only one stating an evaluated rule is)."""
 VARIED = "varied"
 """The entry of ``rl.rules`` that draws a fresh face-card rule per prompt (:func:`deal_stated`)."""
 

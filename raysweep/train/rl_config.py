@@ -221,4 +221,8 @@ class RLConfig(WorkersConfig):
         for name, default in LATER_FIELDS.items():
             if out.get(name) == default:
                 del out[name]
+        if self.rules:  # how stated-rule prompts are dealt: a run made with another dealing is another run
+            from raysweep.tasks.generalpoints import STATED_DEAL
+
+            out["stated_deal"] = STATED_DEAL
         return out
