@@ -604,6 +604,19 @@ def deal_targets(
     return out
 
 
+def draw_face(rng: random.Random, faces: Sequence[str], lo: int, hi: int, tied: float,
+              evaluated: Sequence[Rule]) -> dict[str, int] | None:
+    """A fresh valuation of the face cards, each in [lo, hi] (a ``tied`` share of draws one value for all); None
+    when it states one of the ``evaluated`` rules (the caller redraws)."""
+    if tied and rng.random() < tied:
+        face = dict.fromkeys(faces, rng.randint(lo, hi))
+    else:
+        face = {r: rng.randint(lo, hi) for r in faces}
+    if any(all(e.value(r) == v for r, v in face.items()) for e in evaluated):
+        return None
+    return face
+
+
 def deal_varied(cfg: TaskConfig, n: int, seed: int, purpose: Purpose) -> list[tuple[tuple[str, ...], Rule, int]]:
     """``n`` solvable (hand, rule, target) triples whose face values vary (``task.face_values``): a fresh rule
     per hand, never equal (on the dealt ranks) to an evaluated rule, from the ``purpose`` pool (training or
@@ -624,11 +637,8 @@ def deal_varied(cfg: TaskConfig, n: int, seed: int, purpose: Purpose) -> list[tu
         if stall > 20_000:
             raise ValueError(f"could only deal {len(out)} of {n} varied-rule hands; widen task.face_values, "
                              "task.target_values or task.ranks")
-        if cfg.face_tied and rng.random() < cfg.face_tied:
-            face = dict.fromkeys(faces, rng.randint(lo, hi))
-        else:
-            face = {r: rng.randint(lo, hi) for r in faces}
-        if any(all(e.value(r) == v for r, v in face.items()) for e in evaluated):
+        face = draw_face(rng, faces, lo, hi, cfg.face_tied, evaluated)
+        if face is None:
             continue
         target = cfg.target
         if cfg.target_values is not None:
@@ -687,12 +697,9 @@ def deal_stated(cfg: TaskConfig, rules: Sequence[str], n: int, seed: int, face_v
                              f"rl.face_values, or the training pool ({POOL_KNOBS})")
         which = rules[len(out) % len(rules)]
         if which == VARIED:
-            if face_tied and rng.random() < face_tied:
-                face = dict.fromkeys(faces, rng.randint(lo, hi))
-            else:
-                face = {r: rng.randint(lo, hi) for r in faces}
-            if any(all(e.value(r) == v for r, v in face.items()) for e in evaluated):
-                continue  # the statement would be an evaluated rule's
+            face = draw_face(rng, faces, lo, hi, face_tied, evaluated)
+            if face is None:
+                continue
             rule = stated_rule(face)
         else:
             rule = named[which]
