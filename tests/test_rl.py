@@ -257,6 +257,11 @@ def test_rl_on_two_ray_workers_with_zero(algorithm, stage, prompts, tiny_trunk, 
     w0, w1 = _weights(start), _weights(final)
     changed = [k for k in w1 if not torch.equal(w0[k], w1[k])]
     assert len(changed) >= len(w1) - 1, "RL should move (nearly) every tensor"
+    # how far RL moved it against SFT's drift from the base (the trunk's step 0), measured when RL ended
+    update = json.loads((rdir / "update.json").read_text())
+    assert manifest["update"] == update and update["base"] == str(T.checkpoint_dir(tdir, 0))
+    assert 0 < update["rl_update"] < update["sft_drift"] and update["ratio"] == pytest.approx(
+        update["rl_update"] / update["sft_drift"]) and "angle_change" in update
 
     # step metrics and evaluations, in the results file
     results = list(T.read_results(rdir))
@@ -298,6 +303,7 @@ def test_rl_on_two_ray_workers_with_zero(algorithm, stage, prompts, tiny_trunk, 
     assert tags["raysweep.parent_checkpoint"] == str(start) and tags["raysweep.parent_sft_step"] == str(TRUNK_STEP)
     assert tags["raysweep.parent_trunk_run"] == (tdir / "mlflow_run_id").read_text().strip()
     assert run.data.params["rl.algorithm"] == algorithm and run.data.params["rl.deepspeed.stage"] == str(stage)
+    assert run.data.metrics["update/ratio"] == pytest.approx(update["ratio"])
     assert [m.step for m in client.get_metric_history(run.info.run_id, "train/reward")] == [1, 2, 3, 4]
     assert sorted(m.step for m in client.get_metric_history(run.info.run_id, "eval/ood/accuracy")) == [0, 2, 4]
 
