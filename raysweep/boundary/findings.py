@@ -8,13 +8,13 @@ numbers behind it. The thresholds are the reproduction targets of the CPU testbe
 2. RL from some SFT length where SFT had lost OOD accuracy recovers at least ``half`` of the loss, with a
    significant gain (mean over seeds);
 3. the recovery window has a closed edge: on at least one side, RL does not recover;
+4. singular values move little (relative change at most ``sv_share`` of the weights' relative change)
+   while principal angles grow along the trunk (Spearman ρ with SFT length >= 0.8) and track OOD after
+   its peak (ρ(angle, OOD accuracy) <= -0.5 over lengths from the peak on, mean over seeds).
 
 Cells whose RL was too weak to test recovery (RL update / SFT drift under ``boundary.min_rl_update``) and that do
 not recover are never counted as "does not recover": finding 2 leaves their lengths out (not measured when none is
 left), and they close no edge of the window (finding 3).
-4. singular values move little (relative change at most ``sv_share`` of the weights' relative change)
-   while principal angles grow along the trunk (Spearman ρ with SFT length >= 0.8) and track OOD after
-   its peak (ρ(angle, OOD accuracy) <= -0.5 over lengths from the peak on, mean over seeds).
 
 A peak picked as the maximum of a noisy curve is biased upwards; the fall is measured against it, so
 finding 1 needs the fall's interval, not the point estimate, below zero.
