@@ -36,7 +36,7 @@ def fresh_problems(cfg, n: int, seed: int):
     nor the RL run's prompts (dealt from a stream of their own), as an evaluation-shaped dataset."""
     from datasets import Dataset
 
-    from raysweep.tasks.datasets import _rows, rl_dataset, sft_dataset
+    from raysweep.tasks.datasets import _rows, _under, rl_dataset, sft_dataset
     from raysweep.tasks.generalpoints import deal_targets, problem_of
 
     task = cfg.task
@@ -54,14 +54,14 @@ def fresh_problems(cfg, n: int, seed: int):
                 break
     if len(pairs) < n:
         raise SystemExit(f"only {len(pairs)} fresh training-pool problems (asked for {n}): lower --fresh")
-    return Dataset.from_dict(_rows(task, pairs, task.train_rule, None, with_completion=True))
+    return Dataset.from_dict(_rows(task, _under(task, task.train_rule, pairs), None, with_completion=True))
 
 
 def pool_problems(cfg, n: int):
     """``n`` distinct problems of the RL run's own prompt pool (the problems RL trains on), evaluation-shaped."""
     from datasets import Dataset
 
-    from raysweep.tasks.datasets import _rows, rl_dataset
+    from raysweep.tasks.datasets import _rows, _under, rl_dataset
     from raysweep.tasks.generalpoints import problem_of
 
     task = cfg.task
@@ -73,7 +73,7 @@ def pool_problems(cfg, n: int):
         if p not in seen and len(pairs) < n:
             seen.add(p)
             pairs.append((tuple(c), t))
-    return Dataset.from_dict(_rows(task, pairs, task.train_rule, None, with_completion=True))
+    return Dataset.from_dict(_rows(task, _under(task, task.train_rule, pairs), None, with_completion=True))
 
 
 def measure(path: str, cfg, sets: dict, samples: int) -> dict:

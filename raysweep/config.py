@@ -91,7 +91,7 @@ class RaysweepConfig(BaseModel):
         if self.task.kind == "generalpoints":
             self._check_rl_rules()
             return self
-        if any(self.rl.grid.get("rules", [self.rl.rules])):
+        if any(self.rl.rule_lists()):
             raise ValueError(f"rl.rules: stated rules are a GeneralPoints feature; task.kind={self.task.kind!r} has "
                              "none: leave rl.rules out (RL prompts come from the task's rl_dataset)")
         if self.sft.revision_share:
@@ -105,7 +105,7 @@ class RaysweepConfig(BaseModel):
     def _check_rl_rules(self) -> None:
         task = self.task
         evaluated = dict.fromkeys((task.train_rule, *task.eval_rules))
-        for rules in self.rl.grid.get("rules", [self.rl.rules]):
+        for rules in self.rl.rule_lists():
             for name in rules:
                 if name == "varied":
                     continue

@@ -222,7 +222,6 @@ def analyse(sweep_dir: str | Path, threshold: float | None = None) -> Analysis:
     per: dict[tuple[tuple, str], dict[int, list[Diff]]] = {}
     per_first: dict[tuple[tuple, str], dict[int, list[Diff]]] = {}
     weak: dict[tuple[tuple, str], set[int]] = {}
-    bases: dict[int, str] = {}
     for cell in plan_cells(cfg):
         job = json.loads(Path(jobs[cell.name]).read_text())
         rdir = Path(job["run_dir"])
@@ -235,7 +234,7 @@ def analyse(sweep_dir: str | Path, threshold: float | None = None) -> Analysis:
             out.missing.append(cell.name)
             continue
         after_all = json.loads(after_file.read_text())
-        update = cell_update_of(cfg, cell, job, rdir, bases)
+        update = cell_update_of(cfg, job, rdir)
         for rule in rules:
             d = compare_records(before_all[rule]["records"], after_all[rule]["records"])
             before, after = before_all[rule]["summary"]["accuracy"], after_all[rule]["summary"]["accuracy"]
@@ -264,19 +263,16 @@ def analyse(sweep_dir: str | Path, threshold: float | None = None) -> Analysis:
     return out
 
 
-def cell_update_of(cfg: RaysweepConfig, cell: Cell, job: dict, rdir: Path, bases: dict[int, str]) -> dict | None:
+def cell_update_of(cfg: RaysweepConfig, job: dict, rdir: Path) -> dict | None:
     """The cell's RL update / SFT drift as its trial stored it; for a run made before trials stored it, computed now
-    from its three checkpoints where they are still there (``bases``: seed -> base checkpoint, filled as needed)."""
-    from raysweep.spectral.sources import base_checkpoint
-    from raysweep.spectral.update import has_weights, read_update
+    from its three checkpoints where they are still there."""
+    from raysweep.spectral.update import base_of, has_weights, read_update
 
     if (rdir / "update.json").is_file():
         return read_update(rdir)
     if not all(has_weights(d) for d in (rdir / "final", Path(job["start_path"]))):
         return None
-    if cell.seed not in bases:
-        bases[cell.seed] = base_checkpoint(cfg, Path(lineage(cfg, Cell(cell.seed, cfg.sft.checkpoints[0]))["trunk_dir"]))
-    return read_update(rdir, bases[cell.seed], job["start_path"], cfg.spectral, cfg.boundary.update_angles)
+    return read_update(rdir, base_of(cfg, job), job["start_path"], cfg.spectral, cfg.boundary.update_angles)
 
 
 def settings_label(settings: tuple) -> str:

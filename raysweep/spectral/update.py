@@ -108,6 +108,15 @@ def cell_update(run_dir: str | Path, base: str | Path, start: str | Path, spectr
     return out
 
 
+def base_of(cfg, job: dict) -> str:
+    """The checkpoint an RL job's SFT started from: its trunk's step 0 (or, without one, the sweep's base model)."""
+    from raysweep.spectral.sources import base_checkpoint
+    from raysweep.train.pretrain import base_model_path
+
+    trunk = (job.get("start_manifest") or {}).get("trunk_dir")
+    return base_checkpoint(cfg, Path(trunk)) if trunk else base_model_path(cfg)
+
+
 def has_weights(ckpt: str | Path) -> bool:
     """Whether ``ckpt`` is a directory with safetensors weights (cheap: no file is opened)."""
     d = Path(ckpt)

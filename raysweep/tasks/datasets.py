@@ -46,22 +46,27 @@ def expert_answer(hand: tuple[str, ...], rule_name: str | Rule, cfg: TaskConfig,
     return formula, render_answer(hand, values, formula, target, cfg.answer_format)
 
 
-def _rows(cfg: TaskConfig, pairs, rule_name: str, rng: random.Random | None, with_completion: bool) -> dict:
-    rule = cfg.rule(rule_name)
+def _rows(cfg: TaskConfig, dealt, rng: random.Random | None, with_completion: bool) -> dict:
+    """The dataset's columns for ``dealt`` (hand, rule, target) triples; the ``rule`` column holds each rule's name."""
     cols: dict[str, list] = {"prompt": [], "cards": [], "rule": [], "target": []}
     if with_completion:
         cols["completion"] = []
         cols["formula"] = []
-    for hand, target in pairs:
+    for hand, rule, target in dealt:
         cols["prompt"].append(prompt_messages(hand, rule, cfg, target))
         cols["cards"].append(list(hand))
-        cols["rule"].append(rule_name)
+        cols["rule"].append(rule.name)
         cols["target"].append(target)
         if with_completion:
-            formula, answer = expert_answer(hand, rule_name, cfg, rng, target)
+            formula, answer = expert_answer(hand, rule, cfg, rng, target)
             cols["completion"].append([{"role": "assistant", "content": answer}])
             cols["formula"].append(formula)
     return cols
+
+
+def _under(cfg: TaskConfig, rule_name: str, pairs) -> list[tuple[tuple[str, ...], Rule, int]]:
+    rule = cfg.rule(rule_name)
+    return [(hand, rule, target) for hand, target in pairs]
 
 
 def sft_dataset(cfg: TaskConfig, n: int, seed: int, expert: ExpertPolicy = "random", unique: bool = False,
@@ -74,21 +79,11 @@ def sft_dataset(cfg: TaskConfig, n: int, seed: int, expert: ExpertPolicy = "rand
     :mod:`raysweep.tasks.revisions`), else ``[]``."""
     rng = random.Random(f"raysweep:expert:{seed}") if expert == "random" else None
     if cfg.face_values is not None:
-        cols: dict[str, list] = {"prompt": [], "cards": [], "rule": [], "target": [], "completion": [], "formula": []}
-        rules = []
-        for hand, rule, target in deal_varied(cfg, n, seed, "sft"):
-            formula, answer = expert_answer(hand, rule, cfg, rng, target)
-            cols["prompt"].append(prompt_messages(hand, rule, cfg, target))
-            cols["cards"].append(list(hand))
-            cols["rule"].append(rule.name)
-            cols["target"].append(target)
-            cols["completion"].append([{"role": "assistant", "content": answer}])
-            cols["formula"].append(formula)
-            rules.append(rule)
+        dealt = deal_varied(cfg, n, seed, "sft")
     else:
-        pairs = deal_targets(cfg, cfg.train_rule, n, seed, "sft", unique=unique)
-        cols = _rows(cfg, pairs, cfg.train_rule, rng, with_completion=True)
-        rules = [cfg.rule(cfg.train_rule)] * len(pairs)
+        dealt = _under(cfg, cfg.train_rule, deal_targets(cfg, cfg.train_rule, n, seed, "sft", unique=unique))
+    cols = _rows(cfg, dealt, rng, with_completion=True)
+    rules = [rule for _, rule, _ in dealt]
     if revision_share > 0:
         from raysweep.tasks.revisions import revision_turns
 
@@ -110,18 +105,13 @@ def rl_dataset(cfg: TaskConfig, n: int, seed: int, rules: Sequence[str] = (), fa
         raise ValueError("task.face_values varies the rule of SFT examples only (a pre-training stage); RL prompts "
                          "use task.train_rule, or the rules of rl.rules: unset task.face_values for RL")
     if rules:
-        cols: dict[str, list] = {"prompt": [], "cards": [], "rule": [], "target": []}
-        for hand, rule, target in deal_stated(cfg, rules, n, seed, face_values, face_tied):
-            cols["prompt"].append(prompt_messages(hand, rule, cfg, target))
-            cols["cards"].append(list(hand))
-            cols["rule"].append(rule.name)
-            cols["target"].append(target)
-        return Dataset.from_dict(cols)
-    pairs = deal_targets(cfg, cfg.train_rule, n, seed, "rl")
-    return Dataset.from_dict(_rows(cfg, pairs, cfg.train_rule, None, with_completion=False))
+        dealt = deal_stated(cfg, rules, n, seed, face_values, face_tied)
+    else:
+        dealt = _under(cfg, cfg.train_rule, deal_targets(cfg, cfg.train_rule, n, seed, "rl"))
+    return Dataset.from_dict(_rows(cfg, dealt, None, with_completion=False))
 
 
 def eval_dataset(cfg: TaskConfig, rule_name: str, n: int, seed: int = 0) -> Dataset:
     """``n`` distinct evaluation problems under ``rule_name`` (evaluation pool) with an expert completion."""
-    pairs = deal_targets(cfg, rule_name, n, seed, "eval")
-    return Dataset.from_dict(_rows(cfg, pairs, rule_name, None, with_completion=True))
+    dealt = _under(cfg, rule_name, deal_targets(cfg, rule_name, n, seed, "eval"))
+    return Dataset.from_dict(_rows(cfg, dealt, None, with_completion=True))

@@ -27,7 +27,7 @@ import random
 from dataclasses import dataclass, field
 from fractions import Fraction
 from functools import lru_cache
-from typing import ClassVar, Literal, Mapping, Sequence
+from typing import Callable, ClassVar, Literal, Mapping, Sequence, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -35,6 +35,7 @@ from raysweep.tasks.answers import ANSWER_FORMATS, AnswerFormat, extract_formula
 from raysweep.tasks.solver import is_solvable
 from raysweep.tasks.verifier import FormulaError, evaluate_formula
 
+T = TypeVar("T")
 RANKS: tuple[str, ...] = ("A", "2", "3", "4", "5", "6", "7", "8", "9", "10", "J", "Q", "K")
 FACE_RANKS: tuple[str, ...] = ("J", "Q", "K")
 _NATURAL = {r: i + 1 for i, r in enumerate(RANKS)}  # A=1 .. 10=10, J=11, Q=12, K=13
@@ -508,6 +509,8 @@ def _targets(cfg: TaskConfig) -> range:
     return range(cfg.target, cfg.target + 1) if cfg.targets is None else range(cfg.targets[0], cfg.targets[1] + 1)
 
 
+MAX_STALL = 20_000
+"""Consecutive rejected draws after which a pool counts as exhausted (:func:`collect`)."""
 POOL_KNOBS = "task.num_cards, task.targets, task.ranks, task.eval_fraction or task.rl_fraction"
 
 
@@ -577,30 +580,40 @@ def deal_targets(
     deck = [r for r in cfg.ranks for _ in range(4)]
     stream = rule_name if cfg.targets is None else f"{rule_name}:targets{cfg.targets[0]}-{cfg.targets[1]}"
     rng = _rng(purpose, stream, seed)
-    out: list[tuple[tuple[str, ...], int]] = []
     seen: set = set()
-    max_stall = 20_000  # consecutive rejected draws before the pool counts as exhausted
-    stall = 0
-    while len(out) < n:
-        stall += 1
-        if stall > max_stall:
-            raise ValueError(
-                f"could only deal {len(out)} of {n} {'unique ' if unique else ''}{purpose} hands for rule "
-                f"{rule_name!r}: the training pool is too small. Lower n, or widen {POOL_KNOBS}")
+
+    def draw(_: int) -> tuple[tuple[str, ...], int] | None:
         hand = tuple(rng.sample(deck, cfg.num_cards))
         target = cfg.target if cfg.targets is None else rng.randint(*cfg.targets)
         if not admitted(hand, rule, target, cfg, evaluation=False, rl=purpose == "rl"):
-            continue
+            return None
         if need and not need.intersection(hand):
-            continue
+            return None
         key = hand if cfg.targets is None else (hand, target)
         if unique and key in seen:
-            continue
+            return None
         if not is_solvable([rule.value(c) for c in hand], target):
-            continue
+            return None
         seen.add(key)
-        out.append((hand, target))
-        stall = 0
+        return hand, target
+
+    return collect(n, draw, lambda k: f"could only deal {k} of {n} {'unique ' if unique else ''}{purpose} hands for "
+                   f"rule {rule_name!r}: the training pool is too small. Lower n, or widen {POOL_KNOBS}")
+
+
+def collect(n: int, draw: Callable[[int], T | None], exhausted: Callable[[int], str]) -> list[T]:
+    """``n`` items from ``draw(k)`` (``k``: how many are kept so far; None: rejected, drawn again); a ValueError
+    with ``exhausted(k)`` after :data:`MAX_STALL` rejections in a row (the pool counts as exhausted)."""
+    out: list[T] = []
+    stall = 0
+    while len(out) < n:
+        stall += 1
+        if stall > MAX_STALL:
+            raise ValueError(exhausted(len(out)))
+        item = draw(len(out))
+        if item is not None:
+            out.append(item)
+            stall = 0
     return out
 
 
@@ -630,30 +643,25 @@ def deal_varied(cfg: TaskConfig, n: int, seed: int, purpose: Purpose) -> list[tu
     rng = _rng(purpose, stream, seed)
     deck = [r for r in cfg.ranks for _ in range(4)]
     faces = [r for r in FACE_RANKS if r in cfg.ranks]
-    out: list[tuple[tuple[str, ...], Rule, int]] = []
-    stall = 0
-    while len(out) < n:
-        stall += 1
-        if stall > 20_000:
-            raise ValueError(f"could only deal {len(out)} of {n} varied-rule hands; widen task.face_values, "
-                             "task.target_values or task.ranks")
+    def draw(_: int) -> tuple[tuple[str, ...], Rule, int] | None:
         face = draw_face(rng, faces, lo, hi, cfg.face_tied, evaluated)
         if face is None:
-            continue
+            return None
         target = cfg.target
         if cfg.target_values is not None:
             target = rng.randint(*cfg.target_values)
             if target == cfg.target:
-                continue
+                return None
         rule = Rule("varied", _rule_values(face))
         hand = tuple(rng.sample(deck, cfg.num_cards))
         if not admitted(hand, rule, target, cfg, evaluation=purpose == "eval", rl=purpose == "rl"):
-            continue
+            return None
         if not is_solvable([rule.value(c) for c in hand], target):
-            continue
-        out.append((hand, rule, target))
-        stall = 0
-    return out
+            return None
+        return hand, rule, target
+
+    return collect(n, draw, lambda k: f"could only deal {k} of {n} varied-rule hands; widen task.face_values, "
+                   "task.target_values or task.ranks")
 
 
 STATED_DEAL = 2
@@ -680,7 +688,8 @@ def deal_stated(cfg: TaskConfig, rules: Sequence[str], n: int, seed: int, face_v
         raise ValueError("rl.rules is empty: RL prompts use the training rule (deal_targets)")
     lo, hi = face_values
     train = cfg.rule(cfg.train_rule)
-    evaluated = [cfg.rule(r) for r in dict.fromkeys((cfg.train_rule, *cfg.eval_rules))]
+    checked = tuple(dict.fromkeys((cfg.train_rule, *cfg.eval_rules)))  # the training rule and the evaluated ones
+    evaluated = [cfg.rule(r) for r in checked]
     named = {r: cfg.rule(r) for r in rules if r != VARIED}
     stream = f"stated:{'+'.join(rules)}:{lo}-{hi}:{face_tied}"
     if cfg.targets is not None:
@@ -688,35 +697,30 @@ def deal_stated(cfg: TaskConfig, rules: Sequence[str], n: int, seed: int, face_v
     rng = _rng("rl", stream, seed)
     deck = [r for r in cfg.ranks for _ in range(4)]
     faces = [r for r in FACE_RANKS if r in cfg.ranks]
-    out: list[tuple[tuple[str, ...], Rule, int]] = []
-    stall = 0
-    while len(out) < n:
-        stall += 1
-        if stall > 20_000:
-            raise ValueError(f"could only deal {len(out)} of {n} RL prompts under rl.rules={list(rules)}: widen "
-                             f"rl.face_values, or the training pool ({POOL_KNOBS})")
-        which = rules[len(out) % len(rules)]
+
+    def draw(k: int) -> tuple[tuple[str, ...], Rule, int] | None:
+        which = rules[k % len(rules)]  # dealt in turn
         if which == VARIED:
             face = draw_face(rng, faces, lo, hi, face_tied, evaluated)
             if face is None:
-                continue
+                return None
             rule = stated_rule(face)
         else:
             rule = named[which]
         hand = tuple(rng.sample(deck, cfg.num_cards))
         target = cfg.target if cfg.targets is None else rng.randint(*cfg.targets)
         if all(rule.value(c) == train.value(c) for c in hand):
-            continue  # nothing to read: the hand counts as under the training rule
+            return None  # nothing to read: the hand counts as under the training rule
         if not admitted(hand, train, target, cfg, evaluation=False, rl=True):
-            continue
-        own = problem_of(hand, rule, target)
-        if any(is_eval_problem(own, r, cfg) for r in dict.fromkeys((cfg.train_rule, *cfg.eval_rules))):
-            continue
+            return None
+        if any(is_eval_problem(problem_of(hand, rule, target), r, cfg) for r in checked):
+            return None
         if not is_solvable([rule.value(c) for c in hand], target):
-            continue
-        out.append((hand, rule, target))
-        stall = 0
-    return out
+            return None
+        return hand, rule, target
+
+    return collect(n, draw, lambda k: f"could only deal {k} of {n} RL prompts under rl.rules={list(rules)}: widen "
+                   f"rl.face_values, or the training pool ({POOL_KNOBS})")
 
 
 # --------------------------------------------------------------------------------------- prompts

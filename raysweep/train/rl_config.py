@@ -149,15 +149,18 @@ class RLConfig(WorkersConfig):
             raise ValueError(f"give [low, high] with 1 <= low < high <= 99, not {list(v)}")
         return v
 
+    def rule_lists(self) -> list[tuple[str, ...]]:
+        """Every value rl.rules takes: its own, or each of an rl.grid over it."""
+        return [tuple(r) for r in self.grid.get("rules", [self.rules])]
+
     @model_validator(mode="after")
     def _stated_rules(self):
-        uses = [r for rules in self.grid.get("rules", [self.rules]) for r in rules]
-        if "varied" not in uses:
+        if not any("varied" in rules for rules in self.rule_lists()):
             for key, default in (("face_values", (1, 13)), ("face_tied", 0.0)):
                 if key in self.grid or getattr(self, key) != default:
                     raise ValueError(f"rl.{key} shapes the 'varied' rules of rl.rules, which has none: add 'varied' "
                                      f"to rl.rules or leave rl.{key} out")
-        for rules in self.grid.get("rules", [self.rules]):
+        for rules in self.rule_lists():
             if len(set(rules)) != len(rules):
                 raise ValueError(f"rl.rules: {list(rules)} repeats a rule; list each once")
         return self
@@ -166,7 +169,7 @@ class RLConfig(WorkersConfig):
         """The keyword arguments of a task's ``rl_dataset`` for ``rl.rules`` (empty: the training rule)."""
         if not self.rules:
             return {}
-        return {"rules": tuple(self.rules), "face_values": tuple(self.face_values), "face_tied": self.face_tied}
+        return {"rules": self.rules, "face_values": self.face_values, "face_tied": self.face_tied}
 
     @model_validator(mode="after")
     def _algorithm_options(self):

@@ -327,23 +327,14 @@ def rl_worker(job: dict) -> dict | None:
     return {"final": str(final)} if place.main else None
 
 
-def update_base(cfg, job: dict) -> str:
-    """The checkpoint SFT started from, for a cell's update measure: the trunk's step 0 (or the base model)."""
-    from raysweep.spectral.sources import base_checkpoint
-    from raysweep.train.pretrain import base_model_path
-
-    trunk = (job.get("start_manifest") or {}).get("trunk_dir")
-    return base_checkpoint(cfg, Path(trunk)) if trunk else base_model_path(cfg)
-
-
 def measure_update(run: _RLRun, cfg, job: dict, rdir: Path) -> dict | None:
     """RL update / SFT drift of this run (:mod:`raysweep.spectral.update`), stored beside it and logged; a failure
     (a base that cannot be read) is reported and leaves the run finished without it."""
-    from raysweep.spectral.update import cell_update
+    from raysweep.spectral.update import base_of, cell_update
 
     t0 = time.time()
     try:
-        u = cell_update(rdir, update_base(cfg, job), job["start_path"], cfg.spectral, cfg.boundary.update_angles)
+        u = cell_update(rdir, base_of(cfg, job), job["start_path"], cfg.spectral, cfg.boundary.update_angles)
     except Exception as exc:  # noqa: BLE001 - the run's result stands; the report says the measure is missing
         run.log(f"RL update / SFT drift not measured: {type(exc).__name__}: {exc}")
         return None
